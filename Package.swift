@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "zend",
+    products: [
+        .executable(name: "zend", targets: ["zend"]),
+        .executable(name: "zen", targets: ["zen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Pure protocol: framing, the aphorism table and its file format. No I/O.
+        .target(name: "ZenProtocol"),
+        // The few Linux calls Swift's Glibc module does not export.
+        .target(name: "CZendShims"),
+        // Thin typed wrappers over the syscalls zend uses.
+        .target(name: "LinuxIO", dependencies: ["CZendShims"]),
+        // The edge-triggered epoll reactor and its connection table.
+        .target(name: "Reactor", dependencies: [
+            "LinuxIO", "ZenProtocol",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // libsystemd, found through pkg-config.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // sd_notify, passed file descriptors, journald logging.
+        .target(name: "SystemdSupport", dependencies: [
+            "CSystemd", "LinuxIO",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "zend", dependencies: [
+            "Reactor", "SystemdSupport", "ZenProtocol", "LinuxIO", "CZendShims",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "zen", dependencies: [
+            "LinuxIO", "ZenProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .target(name: "TestSupport", dependencies: ["LinuxIO", "CZendShims"], path: "Tests/TestSupport"),
+        .testTarget(name: "ZenProtocolTests", dependencies: ["ZenProtocol"]),
+        .testTarget(name: "LinuxIOTests", dependencies: ["LinuxIO", "TestSupport"]),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "ZenProtocol", "LinuxIO", "TestSupport"]),
+        .testTarget(name: "ZendEndToEndTests", dependencies: ["LinuxIO", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,6 @@
+// libsystemd's public API used by zend: readiness notification, passed sockets, the journal.
+#ifndef CSYSTEMD_SHIM_H
+#define CSYSTEMD_SHIM_H
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+#endif

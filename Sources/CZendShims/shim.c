@@ -1,0 +1,22 @@
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include "CZendShims.h"
+
+int zend_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return accept4(fd, address, length, flags);
+}
+
+int zend_available_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) {
+        return -1;
+    }
+    return CPU_COUNT(&set);
+}
+
+void zend_set_thread_name(const char *name) {
+    pthread_setname_np(pthread_self(), name);
+}

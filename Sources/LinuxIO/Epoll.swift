@@ -1,0 +1,67 @@
+import CZendShims
+import Glibc
+
+/// An epoll instance: the reactor's poller, behind a seam of four calls.
+public struct Epoll: ~Copyable {
+    /// Readiness and trigger flags for `epoll_ctl`, and the readiness reported back.
+    public struct Events: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        public static let input = Events(rawValue: EPOLLIN.rawValue)
+        public static let output = Events(rawValue: EPOLLOUT.rawValue)
+        /// The peer shut down its write side (learned without a read).
+        public static let readHangup = Events(rawValue: EPOLLRDHUP.rawValue)
+        public static let hangup = Events(rawValue: EPOLLHUP.rawValue)
+        public static let error = Events(rawValue: EPOLLERR.rawValue)
+        public static let edgeTriggered = Events(rawValue: EPOLLET.rawValue)
+        /// Wake only one of the epoll instances sharing this fd (listeners shared by reactors).
+        public static let exclusive = Events(rawValue: EPOLLEXCLUSIVE.rawValue)
+    }
+
+    /// The epoll descriptor.
+    public let fd: FileDescriptor
+
+    public init() throws(SystemError) {
+        let raw = try retryingInterrupts("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        fd = FileDescriptor(rawValue: raw)
+    }
+
+    deinit {
+        fd.close()
+    }
+
+    /// Starts watching `target` for `events`; `data` comes back with each event.
+    public func add(_ target: FileDescriptor, events: Events, data: UInt64) throws(SystemError) {
+        try control(EPOLL_CTL_ADD, "epoll_ctl(ADD)", target, events, data)
+    }
+
+    /// Changes what `target` is watched for.
+    public func modify(_ target: FileDescriptor, events: Events, data: UInt64) throws(SystemError) {
+        try control(EPOLL_CTL_MOD, "epoll_ctl(MOD)", target, events, data)
+    }
+
+    /// Stops watching `target`.
+    public func remove(_ target: FileDescriptor) throws(SystemError) {
+        try control(EPOLL_CTL_DEL, "epoll_ctl(DEL)", target, [], 0)
+    }
+
+    private func control(_ operation: Int32, _ call: String, _ target: FileDescriptor,
+                         _ events: Events, _ data: UInt64) throws(SystemError) {
+        var event = epoll_event()
+        event.events = events.rawValue
+        event.data.u64 = data
+        try retryingInterrupts(call) { epoll_ctl(fd.rawValue, operation, target.rawValue, &event) }
+    }
+
+    /// Waits up to `timeout` milliseconds (-1: forever) and fills `events`; returns how many.
+    @inline(__always)
+    public func wait(into events: UnsafeMutableBufferPointer<epoll_event>, timeout: Int32) throws(SystemError) -> Int {
+        let count = epoll_wait(fd.rawValue, events.baseAddress, Int32(events.count), timeout)
+        if count == -1 {
+            if errno == EINTR { return 0 }
+            throw SystemError("epoll_wait", errno: errno)
+        }
+        return Int(count)
+    }
+}

@@ -1,0 +1,75 @@
+import Glibc
+
+/// An open file descriptor: a plain value; whoever opened it closes it.
+public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
+    /// The kernel's number for it.
+    public let rawValue: Int32
+
+    public init(rawValue: Int32) {
+        self.rawValue = rawValue
+    }
+
+    public var description: String { "fd \(rawValue)" }
+
+    /// Closes the descriptor. `EINTR` is not retried: on Linux the fd is gone either way.
+    public func close() {
+        _ = Glibc.close(rawValue)
+    }
+
+    /// Reads into `buffer`; `.processed(0)` means end of file.
+    @inline(__always)
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try nonBlocking("read") { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes from `buffer`, returning how much the kernel took.
+    @inline(__always)
+    public func write(_ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try nonBlocking("write") { Glibc.write(rawValue, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes all of `buffer`, blocking as needed (for blocking descriptors only).
+    public func writeAll(_ buffer: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < buffer.count {
+            let rest = UnsafeRawBufferPointer(rebasing: buffer[offset...])
+            let written = try retryingInterrupts("write") { Glibc.write(rawValue, rest.baseAddress, rest.count) }
+            offset += written
+        }
+    }
+
+    /// Sets or clears `O_NONBLOCK`.
+    public func setNonBlocking(_ on: Bool) throws(SystemError) {
+        let flags = try retryingInterrupts("fcntl(F_GETFL)") { fcntl(rawValue, F_GETFL) }
+        let wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
+        if wanted != flags {
+            try retryingInterrupts("fcntl(F_SETFL)") { fcntl(rawValue, F_SETFL, wanted) }
+        }
+    }
+
+    /// Sets or clears `FD_CLOEXEC`.
+    public func setCloseOnExec(_ on: Bool) throws(SystemError) {
+        let flags = try retryingInterrupts("fcntl(F_GETFD)") { fcntl(rawValue, F_GETFD) }
+        let wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC
+        if wanted != flags {
+            try retryingInterrupts("fcntl(F_SETFD)") { fcntl(rawValue, F_SETFD, wanted) }
+        }
+    }
+
+    /// True if the descriptor is open in this process.
+    public var isOpen: Bool { fcntl(rawValue, F_GETFD) != -1 }
+
+    /// Opens `path` read-only and returns its whole contents.
+    public static func readFile(_ path: String) throws(SystemError) -> [UInt8] {
+        let fd = try retryingInterrupts("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { _ = Glibc.close(fd) }
+        var contents: [UInt8] = []
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 1)
+        defer { chunk.deallocate() }
+        while true {
+            let count = try retryingInterrupts("read(\(path))") { Glibc.read(fd, chunk.baseAddress, chunk.count) }
+            if count == 0 { return contents }
+            contents.append(contentsOf: chunk[0 ..< count])
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Glibc
+import LinuxIO
+
+/// A connection's peer, stored inline in its slot (no heap memory, no reference counting).
+struct PeerAddress: CustomStringConvertible {
+    private var family: UInt16
+    private var port: UInt16
+    private var high: UInt64
+    private var low: UInt64
+
+    /// Decodes what `accept4` wrote.
+    init(_ storage: UnsafePointer<sockaddr_storage>) {
+        family = storage.pointee.ss_family
+        port = 0
+        high = 0
+        low = 0
+        switch Int32(family) {
+        case AF_INET:
+            let v4 = UnsafeRawPointer(storage).load(as: sockaddr_in.self)
+            port = UInt16(bigEndian: v4.sin_port)
+            low = UInt64(UInt32(bigEndian: v4.sin_addr.s_addr))
+        case AF_INET6:
+            let v6 = UnsafeRawPointer(storage).load(as: sockaddr_in6.self)
+            port = UInt16(bigEndian: v6.sin6_port)
+            (high, low) = unsafeBitCast(v6.sin6_addr, to: (UInt64, UInt64).self)
+        default:
+            break
+        }
+    }
+
+    /// The peer of an already connected socket (one passed in by systemd).
+    init(peerOf fd: FileDescriptor) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let found = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd.rawValue, $0, &length) == 0 }
+        }
+        if found {
+            self.init(&storage)
+        } else {
+            self.init()
+        }
+    }
+
+    init() {
+        family = 0; port = 0; high = 0; low = 0
+    }
+
+    /// True for TCP peers (where TCP_NODELAY applies).
+    var isInternet: Bool { Int32(family) == AF_INET || Int32(family) == AF_INET6 }
+
+    var description: String {
+        switch Int32(family) {
+        case AF_INET:
+            return SocketAddress.ipv4(address: UInt32(truncatingIfNeeded: low), port: port).description
+        case AF_INET6:
+            return SocketAddress.ipv6(address: .init((high, low)), port: port, scope: 0).description
+        case AF_UNIX:
+            return "unix"
+        default:
+            return "unknown"
+        }
+    }
+}

@@ -1,0 +1,35 @@
+/// How reactors treat their connections; one value shared by every reactor of a process.
+public struct ReactorConfiguration: Sendable {
+    /// Connections idle longer than this are closed.
+    public var idleTimeout: Duration = .seconds(60)
+    /// During a drain, a connection that owes nothing and has been quiet this long is closed.
+    public var drainGrace: Duration = .milliseconds(100)
+    /// A drain closes whatever is still open after this long.
+    public var drainTimeout: Duration = .seconds(5)
+    /// After an error answer, input is discarded this long at most before closing.
+    public var lingerTimeout: Duration = .seconds(2)
+    /// Reads per connection per wakeup before it goes to the back of the ready list.
+    public var readBudget: Int = 4
+    /// Open connections allowed across all reactors; more are accepted and closed at once.
+    public var maxConnections: Int = 1024
+    /// Stop the reactor once it has no connections left (a passed-in connection, `Accept=yes`).
+    public var exitWhenNoConnections = false
+
+    public init() {}
+
+    /// The default connection limit: what `RLIMIT_NOFILE` leaves after zend's own descriptors.
+    public static func defaultMaxConnections(openFileLimit: UInt64) -> Int {
+        // Listeners, epoll, timer, signal and event fds, logging, the accept reserve.
+        let reserved: UInt64 = 64
+        return Int(max(openFileLimit, reserved + 1) - reserved)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds (saturating), for monotonic arithmetic.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : scaled.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+    }
+}

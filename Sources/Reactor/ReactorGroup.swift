@@ -1,0 +1,133 @@
+import Glibc
+import LinuxIO
+import Logging
+import Synchronization
+import ZenProtocol
+
+/// A listening socket the reactors share.
+public struct Listener: Sendable {
+    /// The listening descriptor (non-blocking).
+    public var fd: FileDescriptor
+    /// Where it listens, for logs and status lines.
+    public var address: String
+
+    public init(fd: FileDescriptor, address: String) {
+        self.fd = fd
+        self.address = address
+    }
+}
+
+/// N reactors on N threads sharing the listeners, driven from one supervising thread.
+///
+/// The supervisor (the daemon's main loop) talks to reactors only through their
+/// mailboxes and reads only their published counters; the reactors wake it through
+/// `notifications` when one finishes.
+public final class ReactorGroup: Sendable {
+    private let controls: [ReactorControl]
+    private let shared: SharedCounters
+    private let wakeup: EventFD
+    private let threads = Mutex<[PosixThread]>([])
+    private let failures = Mutex<[String]>([])
+
+    /// Readable when a reactor has finished or emptied during a drain.
+    public var notifications: FileDescriptor { wakeup.fd }
+    /// Connections open across all reactors.
+    public var openConnections: Int { shared.connections.load(ordering: .relaxed) }
+    /// Requests answered across all reactors.
+    public var requestsServed: UInt64 {
+        controls.reduce(0) { $0 + $1.requestsServed.load(ordering: .relaxed) }
+    }
+    /// Number of reactors.
+    public var count: Int { controls.count }
+    /// True once every reactor's loop has returned.
+    public var isFinished: Bool { controls.allSatisfy { $0.finished.load(ordering: .acquiring) } }
+    /// Fatal errors reported by reactors that stopped on their own.
+    public var errors: [String] { failures.withLock { $0 } }
+
+    /// Starts `count` reactors serving `listeners` (and adopting `connections`, spread over them).
+    public init(count: Int, listeners: [Listener], adopting connections: [FileDescriptor] = [],
+                service: any RequestProtocol, configuration: ReactorConfiguration,
+                logger: Logger) throws(SystemError) {
+        precondition(count >= 1)
+        shared = SharedCounters(maxConnections: configuration.maxConnections)
+        wakeup = try EventFD()
+        var controls: [ReactorControl] = []
+        for _ in 0 ..< count { controls.append(try ReactorControl()) }
+        self.controls = controls
+
+        // Build every reactor before starting any thread, so a failure leaves nothing running.
+        let group = self
+        let notify: @Sendable () -> Void = { group.wakeup.signal() }
+        var reactors: [Reactor] = []
+        for index in 0 ..< count {
+            let mine = connections.indices.filter { $0 % count == index }.map { connections[$0] }
+            reactors.append(try Reactor(index: index, listeners: listeners, adopting: mine, service: service,
+                                        configuration: configuration, shared: shared, control: controls[index],
+                                        notifySupervisor: notify, logger: logger))
+        }
+        var started: [PosixThread] = []
+        for (index, reactor) in reactors.enumerated() {
+            let handOff = UncheckedTransfer(reactor)
+            let control = controls[index]
+            let thread = try PosixThread.spawn(name: "zend-reactor-\(index)") {
+                do {
+                    try handOff.value.run()
+                } catch {
+                    group.failures.withLock { $0.append("reactor \(index): \(error)") }
+                }
+                handOff.release()
+                control.finished.store(true, ordering: .releasing)
+                group.wakeup.signal()
+            }
+            started.append(thread)
+        }
+        threads.withLock { $0 = started }
+    }
+
+    /// Serves new connections and pending requests with `service` from now on.
+    public func replaceService(_ service: any RequestProtocol) {
+        for control in controls { control.send { $0.service = service } }
+    }
+
+    /// Stops accepting; each connection closes once quiet; reactors finish when empty.
+    public func drain() {
+        for control in controls { control.send { $0.drain = true } }
+    }
+
+    /// Closes everything and finishes at once.
+    public func stop() {
+        for control in controls { control.send { $0.stop = true } }
+    }
+
+    /// Asks every reactor to prove its loop turns; see `heartbeats`.
+    public func ping() {
+        for control in controls { control.send { $0.ping = true } }
+    }
+
+    /// Each reactor's heartbeat count: it advances once per answered `ping`.
+    public var heartbeats: [UInt64] { controls.map { $0.heartbeat.load(ordering: .relaxed) } }
+
+    /// Clears the notification counter (call when `notifications` is readable).
+    public func acknowledgeNotification() {
+        wakeup.drain()
+    }
+
+    /// Waits for every reactor thread.
+    public func join() {
+        let all = threads.withLock { threads in
+            let all = threads
+            threads = []
+            return all
+        }
+        for thread in all { thread.join() }
+    }
+}
+
+/// Moves a reactor to the thread that will own it; nothing else touches it afterwards.
+private final class UncheckedTransfer<Value: AnyObject>: @unchecked Sendable {
+    private var stored: Value?
+    init(_ value: Value) { stored = value }
+    var value: Value { stored! }
+    /// Drops the reference on the owning thread, so the reactor deinitializes there.
+    func release() { stored = nil }
+}

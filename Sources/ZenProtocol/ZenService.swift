@@ -1,0 +1,67 @@
+/// The Zen question/answer protocol of the book's chapter 7, byte-exact.
+///
+/// A request is every byte since the previous request up to and including the next
+/// `?`; its answer is the table's value with nothing added. Whitespace before a
+/// request is skipped so `nc` sessions work; a request longer than the limit gets
+/// `Error: request too long.` and the connection is closed.
+public struct ZenService: RequestProtocol {
+    /// The default longest request, `?` included.
+    public static let defaultMaxRequestBytes = 4096
+
+    /// The table answers come from.
+    public let table: AphorismTable
+    /// The longest request accepted, `?` included.
+    public let maxRequestBytes: Int
+
+    public var maxAnswerBytes: Int { table.maxAnswerBytes }
+
+    public init(table: AphorismTable = .default, maxRequestBytes: Int = ZenService.defaultMaxRequestBytes) {
+        precondition(maxRequestBytes >= 1, "a request holds at least its '?'")
+        self.table = table
+        self.maxRequestBytes = maxRequestBytes
+    }
+
+    public func serve(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> ServeResult {
+        let count = input.count
+        var position = 0
+        var produced = 0
+        var requests = 0
+        while true {
+            while position < count, ByteSearch.isSkippableWhitespace(input[position]) {
+                position += 1
+            }
+            guard let mark = ByteSearch.firstIndex(of: UInt8(ascii: "?"), in: input, from: position) else {
+                // A partial request of `maxRequestBytes` bytes can only end longer than allowed.
+                if count - position >= maxRequestBytes {
+                    return tooLong(at: position, of: count, produced: produced, requests: requests, output: output)
+                }
+                return ServeResult(consumed: position, produced: produced, requests: requests, stop: .needInput)
+            }
+            let end = mark + 1
+            if end - position > maxRequestBytes {
+                return tooLong(at: position, of: count, produced: produced, requests: requests, output: output)
+            }
+            let question = UnsafeRawBufferPointer(rebasing: input[position ..< end])
+            let answer = table.answer(for: question) ?? table.unknown
+            guard answer.count <= output.count - produced else {
+                return ServeResult(consumed: position, produced: produced, requests: requests, stop: .outputFull)
+            }
+            UnsafeMutableRawBufferPointer(rebasing: output[produced ..< produced + answer.count]).copyMemory(from: answer)
+            produced += answer.count
+            position = end
+            requests += 1
+        }
+    }
+
+    /// Writes the too-long error for the request starting at `position`, unless answers
+    /// owed before it still fill the output: those go out first and the caller comes back.
+    private func tooLong(at position: Int, of count: Int, produced: Int, requests: Int,
+                         output: UnsafeMutableRawBufferPointer) -> ServeResult {
+        let message = table.tooLong
+        guard message.count <= output.count - produced else {
+            return ServeResult(consumed: position, produced: produced, requests: requests, stop: .outputFull)
+        }
+        UnsafeMutableRawBufferPointer(rebasing: output[produced ..< produced + message.count]).copyMemory(from: message)
+        return ServeResult(consumed: count, produced: produced + message.count, requests: requests, stop: .requestTooLong)
+    }
+}

@@ -1,0 +1,84 @@
+import LinuxIO
+import Reactor
+import ZenProtocol
+
+/// Everything the daemon needs, validated and resolved from the command line.
+struct DaemonSettings {
+    var aphorismPath: String?
+    var table: AphorismTable
+    var maxRequestBytes: Int
+    var addresses: [SocketAddress]
+    var threads: Int
+    var reactor: ReactorConfiguration
+    var exitWhenIdle: Duration?
+
+    /// A configuration problem, said so an admin can fix it.
+    struct Problem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(_ command: ZendCommand) throws {
+        aphorismPath = command.aphorisms
+        maxRequestBytes = command.maxRequestBytes
+        if let path = command.aphorisms {
+            table = try Self.loadTable(path)
+        } else {
+            table = .default
+        }
+        var addresses: [SocketAddress] = []
+        for text in command.listen {
+            do {
+                addresses += try SocketAddress.parse(text)
+            } catch {
+                throw Problem(description: "--listen \(error)")
+            }
+        }
+        if command.host != nil || command.port != nil || command.listen.isEmpty {
+            let host = command.host ?? "127.0.0.1"
+            do {
+                addresses += try SocketAddress.resolve(host: host, port: command.port ?? 1060)
+            } catch {
+                throw Problem(description: "host \(error)")
+            }
+        }
+        self.addresses = addresses
+        threads = command.threads ?? ProcessFacts.availableCPUs
+        var reactor = ReactorConfiguration()
+        // 0 means never: a century is "never" and keeps deadline arithmetic far from overflow.
+        reactor.idleTimeout = command.idleTimeout == 0 ? .seconds(100 * 365 * 86400) : .seconds(command.idleTimeout)
+        reactor.drainTimeout = .seconds(command.drainTimeout)
+        let openFiles = ProcessFacts.raiseOpenFileLimit()
+        reactor.maxConnections = command.maxConnections
+            ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles)
+        self.reactor = reactor
+        exitWhenIdle = command.exitWhenIdle.map { .seconds($0) }
+    }
+
+    /// Reads and parses an aphorism file; errors name the file and line.
+    static func loadTable(_ path: String) throws -> AphorismTable {
+        let contents: [UInt8]
+        do {
+            contents = try FileDescriptor.readFile(path)
+        } catch {
+            throw Problem(description: "cannot read aphorism file \(path): \(error.reason)")
+        }
+        do {
+            return try AphorismFile.parse(contents, name: path)
+        } catch {
+            throw Problem(description: "bad aphorism file: \(error)")
+        }
+    }
+
+    /// The service answering requests with `table`.
+    func service(_ table: AphorismTable) -> ZenService {
+        ZenService(table: table, maxRequestBytes: maxRequestBytes)
+    }
+
+    /// One line for `--check` and the start-up log.
+    var summary: String {
+        let source = aphorismPath ?? "the built-in table"
+        let listen = addresses.map(\.description).joined(separator: ", ")
+        return "\(table.count) aphorisms from \(source); listen \(listen); \(threads) reactor thread(s); "
+            + "max \(reactor.maxConnections) connections"
+    }
+}

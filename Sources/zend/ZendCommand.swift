@@ -1,0 +1,115 @@
+import ArgumentParser
+import Glibc
+import LinuxIO
+import Logging
+import Reactor
+import SystemdSupport
+import ZenProtocol
+
+/// The `zend` command line: the book's `zend [HOST] [-p PORT]` and the daemon's options.
+@main
+struct ZendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zend",
+        abstract: "Answer Zen-of-Python questions from an edge-triggered epoll reactor.",
+        discussion: """
+        With no arguments zend serves the default table on 127.0.0.1:1060 in the \
+        foreground. Under systemd it uses the sockets passed in (socket activation), \
+        reports readiness and status with sd_notify, and logs to the journal.
+        Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the aphorism file.
+        """,
+        version: "zend \(ZendVersion.string)"
+    )
+
+    @Argument(help: "Host or address to listen on, as in the book (empty or '*': all IPv4 interfaces).")
+    var host: String?
+
+    @Option(name: [.short, .long], help: "Port for HOST.")
+    var port: UInt16?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock (repeatable).",
+        valueName: "ADDR"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Aphorism file: one 'question? answer' per line.", valueName: "FILE"))
+    var aphorisms: String?
+
+    @Option(name: .long, help: "Reactor threads (default: the CPUs this process may use).")
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Longest request in bytes, '?' included.", valueName: "N"))
+    var maxRequestBytes: Int = ZenService.defaultMaxRequestBytes
+
+    @Option(name: .long, help: ArgumentHelp("Close connections idle this long (0: never).", valueName: "SECONDS"))
+    var idleTimeout: Double = 60
+
+    @Option(name: .long, help: ArgumentHelp("Most open connections (default: from RLIMIT_NOFILE).", valueName: "N"))
+    var maxConnections: Int?
+
+    @Option(name: .long, help: ArgumentHelp("On SIGTERM, close what is still open after this long.", valueName: "SECONDS"))
+    var drainTimeout: Double = 5
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Exit after this long with no connection (socket activation starts zend again).", valueName: "SECONDS"))
+    var exitWhenIdle: Double?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .info
+
+    @Option(name: .long, help: "auto (journal when stderr is the journal), journal or console.")
+    var logTarget: LogTargetOption = .auto
+
+    @Flag(name: .long, help: "Check the configuration and exit (like nginx -t).")
+    var check = false
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if maxRequestBytes < 1 { throw ValidationError("--max-request-bytes must be at least 1.") }
+        if maxRequestBytes > 16 << 20 { throw ValidationError("--max-request-bytes must be at most 16 MiB.") }
+        if !(idleTimeout >= 0) || !idleTimeout.isFinite { throw ValidationError("--idle-timeout must be 0 or more seconds.") }
+        if !(drainTimeout >= 0) || !drainTimeout.isFinite { throw ValidationError("--drain-timeout must be 0 or more seconds.") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1.") }
+        if let exitWhenIdle, !(exitWhenIdle > 0) || !exitWhenIdle.isFinite {
+            throw ValidationError("--exit-when-idle must be more than 0 seconds.")
+        }
+    }
+
+    func run() throws {
+        let logger = LogSetup.start(level: logLevel.level, target: logTarget)
+        let settings: DaemonSettings
+        do {
+            settings = try DaemonSettings(self)
+        } catch {
+            logger.critical("configuration error: \(error)")
+            throw ExitCode(ExitCodes.config)
+        }
+        if check {
+            print("zend: configuration OK: \(settings.summary)")
+            return
+        }
+        let code = Daemon(settings: settings, logger: logger).run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+/// sysexits(3) codes zend exits with.
+enum ExitCodes {
+    /// Bad configuration: options, aphorism file, addresses.
+    static let config: Int32 = 78
+    /// A resource was unavailable at start: address in use, no permission.
+    static let unavailable: Int32 = 69
+    /// Something failed while running.
+    static let software: Int32 = 70
+}
+
+/// `--log-level` values.
+enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+/// `--log-target` values.
+enum LogTargetOption: String, ExpressibleByArgument, CaseIterable {
+    case auto, journal, console
+}

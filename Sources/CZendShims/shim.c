@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include "CZendShims.h"
 
@@ -19,4 +20,8 @@ int zend_available_cpus(void) {
 
 void zend_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
+}
+
+int zend_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

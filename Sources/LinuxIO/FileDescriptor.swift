@@ -73,3 +73,31 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension FileDescriptor {
+    /// Reads until end of file (blocking descriptors).
+    public func readToEnd() throws(SystemError) -> [UInt8] {
+        var result: [UInt8] = []
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 1)
+        defer { chunk.deallocate() }
+        while true {
+            let count = try retryingInterrupts("read") { Glibc.read(rawValue, chunk.baseAddress, chunk.count) }
+            if count == 0 { return result }
+            result.append(contentsOf: chunk[0 ..< count])
+        }
+    }
+
+    /// Blocking reads give up with `EAGAIN` after `seconds` (`SO_RCVTIMEO`).
+    public func setReceiveTimeout(seconds: Double) throws(SystemError) {
+        var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+        try retryingInterrupts("setsockopt(SO_RCVTIMEO)") {
+            setsockopt(rawValue, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        }
+    }
+
+    /// Writes a message, ignoring failures (for last-resort diagnostics on stderr).
+    public func writeAllIgnoringErrors(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { _ = try? writeAll(UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -110,6 +110,16 @@ extension FileDescriptor {
         }
     }
 
+    /// Sends all of `bytes` on a blocking socket.
+    public func sendAll(_ bytes: [UInt8]) throws(SystemError) {
+        // The closure must not throw: typed throws through `withUnsafeBytes` trips the compiler.
+        var failure: SystemError?
+        bytes.withUnsafeBytes { raw in
+            do throws(SystemError) { try sendAll(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
     /// Shuts down one or both directions (`SHUT_WR`, `SHUT_RD`, `SHUT_RDWR`).
     public func shutdown(_ how: Int32) throws(SystemError) {
         try retryingInterrupts("shutdown") { Glibc.shutdown(rawValue, how) }

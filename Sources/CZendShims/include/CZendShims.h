@@ -21,4 +21,8 @@ int zend_available_cpus(void);
 // Names the calling thread (pthread_setname_np; Linux keeps 15 bytes).
 void zend_set_thread_name(const char *name);
 
+// posix_spawn_file_actions_addclosefrom_np: a spawned child inherits no stray descriptors.
+#include <spawn.h>
+int zend_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+
 #endif

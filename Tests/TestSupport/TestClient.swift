@@ -1,0 +1,118 @@
+import Glibc
+import LinuxIO
+
+/// A test's client connection: real socket, every wait bounded by a timeout.
+public final class TestClient: @unchecked Sendable {
+    // @unchecked: each client is used by one test task at a time.
+
+    public let fd: FileDescriptor
+    private var closed = false
+
+    /// What a read ended with.
+    public enum ReadEnd: Equatable {
+        case endOfFile
+        case timeout
+        case reset
+    }
+
+    public init(connectingTo address: SocketAddress) throws {
+        fd = try Socket.connect(to: address)
+        try fd.setNonBlocking(true)
+    }
+
+    public convenience init(port: UInt16) throws {
+        try self.init(connectingTo: .ipv4(address: 0x7f00_0001, port: port))
+    }
+
+    deinit { close() }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        fd.close()
+    }
+
+    /// Sends every byte (waiting for buffer space up to `timeout`); false if that failed.
+    @discardableResult
+    public func send(_ bytes: [UInt8], timeout: Duration = .seconds(10)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        var offset = 0
+        while offset < bytes.count {
+            let result = bytes.withUnsafeBytes { raw in
+                Result { () throws(SystemError) in try fd.send(UnsafeRawBufferPointer(rebasing: raw[offset...])) }
+            }
+            switch result {
+            case .success(.processed(let count)): offset += count
+            case .success(.wouldBlock):
+                guard waitFor(POLLOUT, until: deadline) else { return false }
+            case .failure: return false
+            }
+        }
+        return true
+    }
+
+    @discardableResult
+    public func send(_ text: String, timeout: Duration = .seconds(10)) -> Bool {
+        send(Array(text.utf8), timeout: timeout)
+    }
+
+    /// Reads until `count` bytes arrived, the peer closed, or `timeout` passed.
+    public func receive(count: Int, timeout: Duration = .seconds(10)) -> [UInt8] {
+        receive(timeout: timeout) { $0.count >= count }.bytes
+    }
+
+    /// Reads `count` bytes and decodes them.
+    public func receiveText(count: Int, timeout: Duration = .seconds(10)) -> String {
+        String(decoding: receive(count: count, timeout: timeout), as: UTF8.self)
+    }
+
+    /// Reads until the peer closes (or `timeout`); returns the bytes and how it ended.
+    public func receiveToEnd(timeout: Duration = .seconds(10)) -> (bytes: [UInt8], end: ReadEnd) {
+        let result = receive(timeout: timeout) { _ in false }
+        return (result.bytes, result.end ?? .timeout)
+    }
+
+    /// Reads until `done` says enough, the peer closes, or the timeout passes.
+    public func receive(timeout: Duration, until done: ([UInt8]) -> Bool) -> (bytes: [UInt8], end: ReadEnd?) {
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while !done(received) {
+            let result = chunk.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemError) in try fd.read(into: raw) }
+            }
+            switch result {
+            case .success(.processed(0)): return (received, .endOfFile)
+            case .success(.processed(let count)): received += chunk[0 ..< count]
+            case .success(.wouldBlock):
+                guard waitFor(POLLIN, until: deadline) else { return (received, .timeout) }
+            case .failure: return (received, .reset)
+            }
+        }
+        return (received, nil)
+    }
+
+    /// Shuts down the write side (half-close).
+    public func shutdownWrite() {
+        try? fd.shutdown(Int32(SHUT_WR))
+    }
+
+    /// Makes `close` send a reset instead of a FIN (SO_LINGER 0).
+    public func resetOnClose() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd.rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    }
+
+    /// Shrinks the kernel receive buffer, so a client that does not read fills it fast.
+    public func setReceiveBuffer(_ bytes: Int32) {
+        try? fd.setOption(SOL_SOCKET, SO_RCVBUF, bytes)
+    }
+
+    private func waitFor(_ events: Int32, until deadline: ContinuousClock.Instant) -> Bool {
+        let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { return false }
+        var entry = pollfd(fd: fd.rawValue, events: Int16(events), revents: 0)
+        let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
+        return poll(&entry, 1, milliseconds) > 0
+    }
+}

@@ -1,0 +1,55 @@
+import Glibc
+import LinuxIO
+import Testing
+import TestSupport
+
+/// End-to-end tests: the built `zend` on an ephemeral port, real sockets.
+///
+/// Serialized: several tests put real load on a 2-core machine, and a test that
+/// measures latency or CPU must not share it with another.
+@Suite("zend end to end", .serialized, .timeLimit(.minutes(3)))
+struct EndToEnd {}
+
+/// The book's table, as the tests expect it.
+let bookAnswers: [(question: String, answer: String)] = [
+    ("Beautiful is better than?", "Ugly."),
+    ("Explicit is better than?", "Implicit."),
+    ("Simple is better than?", "Complex."),
+]
+let unknownAnswer = "Error: unknown aphorism."
+let tooLongAnswer = "Error: request too long."
+
+extension TestClient {
+    /// Sends `question` and reads exactly as many bytes as `expected` has.
+    func ask(_ question: String, expecting expected: String, timeout: Duration = .seconds(10)) -> String {
+        send(question)
+        return receiveText(count: expected.utf8.count, timeout: timeout)
+    }
+}
+
+/// Runs a command to completion; returns its exit code and combined output.
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                timeout: Duration = .seconds(30)) throws -> (code: Int32?, output: String) {
+    let directory = Paths.scratchDirectory("cmd")
+    defer { Paths.remove(directory) }
+    let output = directory + "/output"
+    let child = try ChildProcess(executable, arguments, environment: environment, stdout: output, stderr: output)
+    defer { child.stop() }
+    child.wait(timeout: timeout)
+    return (child.exitCode, Paths.read(output))
+}
+
+/// A TCP port that was free a moment ago (for options that take a fixed port).
+func freePort() throws -> UInt16 {
+    let probe = try Socket.listen(on: .ipv4(address: 0x7f00_0001, port: 0))
+    defer { probe.close() }
+    return try probe.localAddress()?.port ?? 0
+}
+
+/// Milliseconds elapsed while running `body`.
+func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = ContinuousClock.now
+    try body()
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+}

@@ -46,7 +46,7 @@ final class Reactor {
     /// A descriptor kept in reserve so `EMFILE` can still accept-and-close the waiting client.
     private var spareDescriptor: FileDescriptor?
     private var rejectedSinceWarning = 0
-    private var lastRejectionWarning: Int64 = .min
+    private var lastRejectionWarning: Int64?
 
     private let events: UnsafeMutableBufferPointer<epoll_event>
     private let peerStorage: UnsafeMutablePointer<sockaddr_storage>
@@ -571,7 +571,7 @@ final class Reactor {
     private func noteRejection(cause: SystemError? = nil) {
         rejectedSinceWarning += 1
         // One warning a second at most: a flood must not become a log flood.
-        guard now - lastRejectionWarning >= 1_000_000_000 else { return }
+        if let last = lastRejectionWarning, now - last < 1_000_000_000 { return }
         var metadata: Logger.Metadata = [
             "rejected": "\(rejectedSinceWarning)",
             "max_connections": "\(shared.maxConnections)",
@@ -678,6 +678,8 @@ final class Reactor {
             acceptResumeAt = nil
             drainDeadline = now + configuration.drainTimeout.nanoseconds
             logger.debug("draining", metadata: ["connections": "\(table.count)"])
+            control.acceptingStopped.store(true, ordering: .releasing)
+            notifySupervisor()
         }
         return commands.stop
     }

@@ -45,6 +45,8 @@ final class ReactorControl: Sendable {
     let heartbeat = Atomic<UInt64>(0)
     /// Requests answered by this reactor.
     let requestsServed = Atomic<UInt64>(0)
+    /// Set once a draining reactor has taken the listeners out of its epoll set.
+    let acceptingStopped = Atomic<Bool>(false)
     /// Set once the reactor's loop has returned.
     let finished = Atomic<Bool>(false)
 

@@ -41,6 +41,11 @@ public final class ReactorGroup: Sendable {
     public var count: Int { controls.count }
     /// True once every reactor's loop has returned.
     public var isFinished: Bool { controls.allSatisfy { $0.finished.load(ordering: .acquiring) } }
+    /// True once every reactor has stopped watching the listeners (after `drain`):
+    /// from then on they can be closed without racing a reactor's `epoll_ctl`.
+    public var listenersReleased: Bool {
+        controls.allSatisfy { $0.acceptingStopped.load(ordering: .acquiring) || $0.finished.load(ordering: .acquiring) }
+    }
     /// Fatal errors reported by reactors that stopped on their own.
     public var errors: [String] { failures.withLock { $0 } }
 

@@ -25,7 +25,12 @@ struct Daemon {
             logger.critical("\(error.message)")
             return error.code
         }
-        defer { closeListeners(listeners) }
+        var listenersOpen = true
+        let closeOnce = { (listeners: [Listener]) in
+            if listenersOpen { Self.closeListeners(listeners) }
+            listenersOpen = false
+        }
+        defer { closeOnce(listeners) }
 
         let group: ReactorGroup
         do {
@@ -44,7 +49,11 @@ struct Daemon {
             "threads": "\(settings.threads)",
             "max_connections": "\(settings.reactor.maxConnections)",
         ])
-        var supervisor = Supervisor(settings: settings, group: group, logger: logger)
+        var supervisor = Supervisor(settings: settings, group: group, logger: logger) {
+            // Draining reactors no longer watch the listeners: close them so new
+            // clients are refused now instead of waiting in a backlog nobody accepts from.
+            closeOnce(listeners)
+        }
         let code = supervisor.run()
         group.join()
         return code
@@ -65,14 +74,14 @@ struct Daemon {
                 let bound = (try? fd.localAddress()).flatMap { $0 } ?? address
                 opened.append(Listener(fd: fd, address: bound.description))
             } catch {
-                closeListeners(opened)
+                Self.closeListeners(opened)
                 throw StartError(message: "cannot listen on \(address): \(error)", code: ExitCodes.unavailable)
             }
         }
         return opened
     }
 
-    private func closeListeners(_ listeners: [Listener]) {
+    private static func closeListeners(_ listeners: [Listener]) {
         for listener in listeners {
             listener.fd.close()
             if listener.address.hasPrefix("unix:") {
@@ -87,6 +96,8 @@ struct Supervisor {
     let settings: DaemonSettings
     let group: ReactorGroup
     let logger: Logger
+    /// Called once every reactor has let go of the listeners during a drain.
+    let releaseListeners: () -> Void
     private var table: AphorismTable
     private var draining = false
 
@@ -95,10 +106,11 @@ struct Supervisor {
         static let reactors: UInt64 = 2
     }
 
-    init(settings: DaemonSettings, group: ReactorGroup, logger: Logger) {
+    init(settings: DaemonSettings, group: ReactorGroup, logger: Logger, releaseListeners: @escaping () -> Void) {
         self.settings = settings
         self.group = group
         self.logger = logger
+        self.releaseListeners = releaseListeners
         self.table = settings.table
     }
 
@@ -128,6 +140,9 @@ struct Supervisor {
                 default:
                     group.acknowledgeNotification()
                 }
+            }
+            if draining, group.listenersReleased {
+                releaseListeners()
             }
             if group.isFinished {
                 let errors = group.errors

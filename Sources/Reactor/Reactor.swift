@@ -538,9 +538,6 @@ final class Reactor {
         FileDescriptor(rawValue: connection.pointee.fd).close()
         table.release(slot)
         shared.releaseConnection()
-        if table.count == 0 && (draining || configuration.exitWhenNoConnections) {
-            notifySupervisor()
-        }
     }
 
     private func handleAcceptError(_ error: SystemError, listener: Int) {

@@ -8,7 +8,7 @@ public final class TestClient: @unchecked Sendable {
     public let fd: FileDescriptor
     private var closed = false
 
-    /// What a read ended with.
+    /// How a read ended: the peer closed, time ran out, or the connection failed.
     public enum ReadEnd: Equatable {
         case endOfFile
         case timeout

@@ -34,10 +34,13 @@ public enum Socket {
         }
     }
 
-    /// A connected stream socket (blocking unless `nonBlocking`).
-    public static func connect(to address: SocketAddress, nonBlocking: Bool = false) throws(SystemError) -> FileDescriptor {
+    /// A connected stream socket (blocking unless `nonBlocking`). A `receiveBuffer` size
+    /// is set before connecting, where it still shapes the TCP window the peer sees.
+    public static func connect(to address: SocketAddress, nonBlocking: Bool = false,
+                               receiveBuffer: Int32? = nil) throws(SystemError) -> FileDescriptor {
         let fd = try makeStream(address.family, nonBlocking: nonBlocking)
         do {
+            if let receiveBuffer { try fd.setOption(SOL_SOCKET, SO_RCVBUF, receiveBuffer) }
             try address.withSockAddr { (raw, length) throws(SystemError) in
                 let result = Glibc.connect(fd.rawValue, raw, length)
                 if result == -1 {

@@ -15,13 +15,15 @@ public final class TestClient: @unchecked Sendable {
         case reset
     }
 
-    public init(connectingTo address: SocketAddress) throws {
-        fd = try Socket.connect(to: address)
+    /// Connects to `address`; a small `receiveBuffer` makes a client that does not read
+    /// fill up fast (set before connecting: shrinking it later confuses TCP's window).
+    public init(connectingTo address: SocketAddress, receiveBuffer: Int32? = nil) throws {
+        fd = try Socket.connect(to: address, receiveBuffer: receiveBuffer)
         try fd.setNonBlocking(true)
     }
 
-    public convenience init(port: UInt16) throws {
-        try self.init(connectingTo: .ipv4(address: 0x7f00_0001, port: port))
+    public convenience init(port: UInt16, receiveBuffer: Int32? = nil) throws {
+        try self.init(connectingTo: .ipv4(address: 0x7f00_0001, port: port), receiveBuffer: receiveBuffer)
     }
 
     deinit { close() }
@@ -101,11 +103,6 @@ public final class TestClient: @unchecked Sendable {
     public func resetOnClose() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd.rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-    }
-
-    /// Shrinks the kernel receive buffer, so a client that does not read fills it fast.
-    public func setReceiveBuffer(_ bytes: Int32) {
-        try? fd.setOption(SOL_SOCKET, SO_RCVBUF, bytes)
     }
 
     private func waitFor(_ events: Int32, until deadline: ContinuousClock.Instant) -> Bool {

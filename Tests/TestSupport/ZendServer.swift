@@ -57,8 +57,8 @@ public final class ZendServer: @unchecked Sendable {
     }
 
     /// A client connected to the first listener.
-    public func connect() throws -> TestClient {
-        try TestClient(port: port)
+    public func connect(receiveBuffer: Int32? = nil) throws -> TestClient {
+        try TestClient(port: port, receiveBuffer: receiveBuffer)
     }
 
     /// zend's resident memory in bytes.

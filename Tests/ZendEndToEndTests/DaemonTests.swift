@@ -182,8 +182,7 @@ extension EndToEnd {
         func sigtermDrainTimeout() throws {
             let zend = try ZendServer(["--drain-timeout", "0.5"])
             let port = zend.port
-            let stuck = try zend.connect()
-            stuck.setReceiveBuffer(4096)
+            let stuck = try zend.connect(receiveBuffer: 4096)
             // Each '?' is an unknown question with a 24-byte answer: far more answers
             // than socket buffers hold, so zend still owes some when SIGTERM comes.
             stuck.send(String(repeating: "?", count: 1 << 20), timeout: .seconds(2))
@@ -202,8 +201,7 @@ extension EndToEnd {
         @Test("a second SIGINT during a drain closes everything at once")
         func secondInterrupt() throws {
             let zend = try ZendServer(["--drain-timeout", "30"])
-            let stuck = try zend.connect()
-            stuck.setReceiveBuffer(4096)
+            let stuck = try zend.connect(receiveBuffer: 4096)
             stuck.send(String(repeating: "?", count: 1 << 20), timeout: .seconds(2))
             zend.process.signal(SIGINT)
             try zend.waitForLog("SIGINT: draining")

@@ -53,8 +53,7 @@ extension EndToEnd {
         func floodWithoutReading() throws {
             let zend = try ZendServer(["--threads", "1"])
             let before = try #require(zend.residentBytes)
-            let flooder = try zend.connect()
-            flooder.setReceiveBuffer(4096)
+            let flooder = try zend.connect(receiveBuffer: 4096)
             let chunk = Array(String(repeating: "Beautiful is better than?", count: 2600).utf8)  // ~64 KiB
             let pushed = Atomic<Int>(0)
             let box = UncheckedBox(flooder)

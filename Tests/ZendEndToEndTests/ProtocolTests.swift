@@ -143,8 +143,7 @@ extension EndToEnd {
             let zend = try ZendServer(["--log-level", "debug"])
             let baseline = zend.openDescriptors
             for _ in 0 ..< 5 {
-                let client = try zend.connect()
-                client.setReceiveBuffer(4096)
+                let client = try zend.connect(receiveBuffer: 4096)
                 client.send(String(repeating: "Beautiful is better than?", count: 20_000))
                 _ = client.receive(count: 1000)
                 client.resetOnClose()

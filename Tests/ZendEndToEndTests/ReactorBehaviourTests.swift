@@ -1,0 +1,119 @@
+import Glibc
+import LinuxIO
+import Synchronization
+import Testing
+import TestSupport
+
+extension EndToEnd {
+    @Suite("edge-triggered reactor behaviour")
+    struct ReactorBehaviourTests {
+        /// Runs `body` while strace watches zend's threads; returns the trace lines.
+        private func traced(_ zend: ZendServer, calls: String, _ body: () throws -> Void) throws -> [Substring] {
+            let directory = Paths.scratchDirectory("strace")
+            defer { Paths.remove(directory) }
+            let output = directory + "/trace"
+            let strace = try ChildProcess("/usr/bin/strace", ["-f", "-qq", "-e", "trace=\(calls)", "-o", output,
+                                                               "-p", "\(zend.process.pid)"],
+                                          stderr: directory + "/stderr")
+            defer { strace.stop() }
+            // Attached once every thread of zend has a tracer.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                let tasks = (try? FileDescriptor.readFile("/proc/\(zend.process.pid)/task/\(zend.process.pid)/status")) ?? []
+                if String(decoding: tasks, as: UTF8.self).contains("TracerPid:\t\(strace.pid)") { break }
+                usleep(10_000)
+            }
+            usleep(200_000)
+            try body()
+            usleep(100_000)
+            strace.signal(SIGINT)
+            strace.wait(timeout: .seconds(5))
+            return Paths.read(output).split(separator: "\n")
+        }
+
+        @Test("request/answer traffic costs one read per request: no read is wasted on EAGAIN, no EPOLLOUT is armed")
+        func shortReadAndWriteFirst() throws {
+            let zend = try ZendServer(["--threads", "1"])
+            let client = try zend.connect()
+            #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            let trace = try traced(zend, calls: "read,sendto,epoll_ctl") {
+                for round in 0 ..< 100 {
+                    let (q, a) = bookAnswers[round % 3]
+                    #expect(client.ask(q, expecting: a) == a)
+                }
+            }
+            let reads = trace.filter { $0.contains("read(") }
+            let wasted = reads.filter { $0.contains("EAGAIN") }
+            let sends = trace.filter { $0.contains("sendto(") }
+            let modifies = trace.filter { $0.contains("EPOLL_CTL_MOD") }
+            #expect(reads.count == 100, "\(reads.count) reads")
+            #expect(wasted.isEmpty, "\(wasted.count) reads returned EAGAIN")
+            #expect(sends.count == 100, "\(sends.count) sends")
+            #expect(modifies.isEmpty, "EPOLLOUT armed \(modifies.count) times")
+        }
+
+        @Test("EPOLLOUT is armed only once the kernel's send buffer is full")
+        func outputArmedWhenFull() throws {
+            let zend = try ZendServer(["--threads", "1"])
+            let client = try zend.connect(receiveBuffer: 4096)
+            let trace = try traced(zend, calls: "epoll_ctl") {
+                client.send(String(repeating: "?", count: 200_000), timeout: .seconds(2))
+                usleep(200_000)
+                // Reading it all makes zend finish: every answer arrives.
+                let expected = 200_000 * unknownAnswer.utf8.count
+                #expect(client.receive(count: expected, timeout: .seconds(20)).count == expected)
+            }
+            #expect(trace.filter { $0.contains("EPOLL_CTL_MOD") && $0.contains("EPOLLOUT") }.count == 1)
+        }
+
+        @Test("a client streaming pipelined requests nonstop does not starve another (read budget, ready list)")
+        func fairness() throws {
+            let zend = try ZendServer(["--threads", "1"])
+            let busy = try zend.connect()
+            let stop = Atomic<Bool>(false)
+            let box = UncheckedBox(busy)
+            let batch = Array(String(repeating: "Explicit is better than?", count: 2000).utf8)
+            // The busy client writes and reads as fast as it can, so its socket is
+            // readable on every turn of zend's loop.
+            let writer = try PosixThread.spawn(name: "busy-writer") {
+                while !stop.load(ordering: .relaxed) { if !box.value.send(batch, timeout: .seconds(1)) { break } }
+            }
+            let reader = try PosixThread.spawn(name: "busy-reader") {
+                while !stop.load(ordering: .relaxed) { _ = box.value.receive(count: 1 << 20, timeout: .milliseconds(50)) }
+            }
+            usleep(200_000)
+            let other = try zend.connect()
+            var worst = 0.0
+            for round in 0 ..< 20 {
+                let (q, a) = bookAnswers[round % 3]
+                var answer = ""
+                worst = max(worst, milliseconds { answer = other.ask(q, expecting: a, timeout: .seconds(5)) })
+                #expect(answer == a)
+            }
+            stop.store(true, ordering: .relaxed)
+            writer.join()
+            reader.join()
+            #expect(worst < 500, "slowest answer took \(worst) ms next to a busy client")
+        }
+
+        @Test("--log-level debug logs each connection with its figures; the default level does not")
+        func connectionLogging() throws {
+            let quiet = try ZendServer()
+            _ = try quiet.connect().ask("Simple is better than?", expecting: "Complex.")
+            let verbose = try ZendServer(["--log-level", "debug"])
+            do {
+                let client = try verbose.connect()
+                _ = client.ask("Simple is better than?", expecting: "Complex.")
+                client.shutdownWrite()
+                _ = client.receiveToEnd()
+            }
+            try verbose.waitForLog("connection closed")
+            #expect(verbose.log.contains("connection opened"))
+            #expect(verbose.log.contains("requests=1"))
+            #expect(verbose.log.contains("bytes_received=22"))
+            #expect(verbose.log.contains("bytes_sent=8"))
+            usleep(100_000)
+            #expect(!quiet.log.contains("connection opened"))
+        }
+    }
+}

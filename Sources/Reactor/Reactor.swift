@@ -316,6 +316,7 @@ final class Reactor {
         case .requestTooLong:
             connection.pointee.state.insert(.closing)
             logger.warning("request too long; answering with an error and closing", metadata: [
+                "event": "client-error",
                 "client_address": "\(connection.pointee.peer)",
                 "connection_id": "\(connection.pointee.id)",
                 "max_request_bytes": "\(service.maxRequestBytes)",
@@ -389,6 +390,7 @@ final class Reactor {
         let partial = connection.pointee.pendingInput
         if partial > 0 {
             logger.notice("client sent a partial request but then closed", metadata: [
+                "event": "client-error",
                 "client_address": "\(connection.pointee.peer)",
                 "connection_id": "\(connection.pointee.id)",
                 "pending_bytes": "\(partial)",
@@ -537,7 +539,9 @@ final class Reactor {
         connection.pointee.send = nil
         FileDescriptor(rawValue: connection.pointee.fd).close()
         table.release(slot)
-        shared.releaseConnection()
+        if shared.releaseConnection() == 0, configuration.reportIdle {
+            notifySupervisor()
+        }
     }
 
     private func handleAcceptError(_ error: SystemError, listener: Int) {

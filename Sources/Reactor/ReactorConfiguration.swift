@@ -14,6 +14,8 @@ public struct ReactorConfiguration: Sendable {
     public var maxConnections: Int = 1024
     /// Stop the reactor once it has no connections left (a passed-in connection, `Accept=yes`).
     public var exitWhenNoConnections = false
+    /// Wake the supervisor whenever the last open connection closes (for `--exit-when-idle`).
+    public var reportIdle = false
 
     public init() {}
 

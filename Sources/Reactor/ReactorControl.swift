@@ -23,9 +23,11 @@ final class SharedCounters: Sendable {
         return true
     }
 
+    /// Counts one connection less; returns how many remain open.
     @inline(__always)
-    func releaseConnection() {
-        connections.wrappingSubtract(1, ordering: .relaxed)
+    @discardableResult
+    func releaseConnection() -> Int {
+        connections.wrappingSubtract(1, ordering: .relaxed).newValue
     }
 }
 

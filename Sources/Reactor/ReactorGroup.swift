@@ -33,6 +33,8 @@ public final class ReactorGroup: Sendable {
     public var notifications: FileDescriptor { wakeup.fd }
     /// Connections open across all reactors.
     public var openConnections: Int { shared.connections.load(ordering: .relaxed) }
+    /// Connections accepted (or adopted) since start.
+    public var connectionsOpened: UInt64 { shared.nextConnectionID.load(ordering: .relaxed) - 1 }
     /// Requests answered across all reactors.
     public var requestsServed: UInt64 {
         controls.reduce(0) { $0 + $1.requestsServed.load(ordering: .relaxed) }

@@ -1,4 +1,3 @@
-import CZendShims
 import Glibc
 import LinuxIO
 import Logging
@@ -6,197 +5,117 @@ import Reactor
 import SystemdSupport
 import ZenProtocol
 
-/// The running daemon: opens the listeners, starts the reactors and supervises them
-/// from the main thread (signals, reload, drain), then exits with a status code.
+/// The running daemon: takes passed sockets or opens listeners, starts the reactors,
+/// tells systemd it is ready, and hands over to the `Supervisor` until it stops.
 struct Daemon {
     let settings: DaemonSettings
     let logger: Logger
+    let notifier: ServiceNotifier
 
     func run() -> Int32 {
-        // Before any thread exists, so every reactor thread inherits the mask and the
-        // signals arrive only through the supervisor's signalfd.
-        Signals.block([SIGINT, SIGTERM, SIGHUP])
-        Signals.ignoreBrokenPipe()
+        logger.info("zend \(ZendVersion.string) starting", metadata: LifecycleEvent.started.metadata)
 
-        let listeners: [Listener]
+        let endpoints: Endpoints
         do {
-            listeners = try openListeners()
+            endpoints = try openEndpoints()
         } catch {
-            logger.critical("\(error.message)")
+            logger.critical("\(error.message)", metadata: LifecycleEvent.startFailed.metadata)
+            notifier.failed(status: error.message, errno: error.errno)
             return error.code
         }
         var listenersOpen = true
-        let closeOnce = { (listeners: [Listener]) in
-            if listenersOpen { Self.closeListeners(listeners) }
+        let closeListeners = {
+            if listenersOpen { endpoints.closeListeners() }
             listenersOpen = false
         }
-        defer { closeOnce(listeners) }
+        defer { closeListeners() }
 
+        var configuration = settings.reactor
+        var threads = settings.threads
+        if !endpoints.connections.isEmpty && endpoints.listeners.isEmpty {
+            // Accept=yes: systemd passed one client; serve it, then exit (inetd "nowait").
+            configuration.exitWhenNoConnections = true
+            threads = 1
+        }
         let group: ReactorGroup
         do {
-            group = try ReactorGroup(count: settings.threads, listeners: listeners,
+            group = try ReactorGroup(count: threads, listeners: endpoints.listeners,
+                                     adopting: endpoints.connections,
                                      service: settings.service(settings.table),
-                                     configuration: settings.reactor, logger: logger)
+                                     configuration: configuration, logger: logger)
         } catch {
-            logger.critical("cannot start reactors: \(error)")
+            logger.critical("cannot start reactors: \(error)", metadata: LifecycleEvent.startFailed.metadata)
+            notifier.failed(status: "Cannot start reactors: \(error.reason)", errno: error.errno)
             return ExitCodes.software
         }
-        for listener in listeners {
+        for listener in endpoints.listeners {
             logger.info("listening on \(listener.address)")
         }
-        logger.info("zend \(ZendVersion.string) ready", metadata: [
-            "aphorisms": "\(settings.table.count)",
-            "threads": "\(settings.threads)",
-            "max_connections": "\(settings.reactor.maxConnections)",
-        ])
-        var supervisor = Supervisor(settings: settings, group: group, logger: logger) {
-            // Draining reactors no longer watch the listeners: close them so new
-            // clients are refused now instead of waiting in a backlog nobody accepts from.
-            closeOnce(listeners)
+        if !endpoints.connections.isEmpty {
+            logger.debug("serving \(endpoints.connections.count) connection(s) passed by systemd")
         }
+        var supervisor = Supervisor(settings: settings, group: group, logger: logger, notifier: notifier,
+                                    listenerNames: endpoints.listeners.map(\.address),
+                                    releaseListeners: closeListeners)
         let code = supervisor.run()
         group.join()
         return code
     }
 
-    /// A start-up failure: the log line and the exit code.
+    /// A start-up failure: the log line, the errno for systemd, and the exit code.
     struct StartError: Error {
         var message: String
+        var errno: Int32?
         var code: Int32
     }
 
-    private func openListeners() throws(StartError) -> [Listener] {
-        var opened: [Listener] = []
-        for address in settings.addresses {
+    /// The listeners and passed connections zend will serve.
+    struct Endpoints {
+        var listeners: [Listener] = []
+        var connections: [FileDescriptor] = []
+        /// Unix socket paths zend created itself and removes at exit (never systemd's).
+        var ownedPaths: [String] = []
+
+        func closeListeners() {
+            for listener in listeners { listener.fd.close() }
+            for path in ownedPaths { _ = unlink(path) }
+        }
+    }
+
+    private func openEndpoints() throws(StartError) -> Endpoints {
+        var endpoints = Endpoints()
+        let passed: [PassedSocket]
+        do {
+            passed = try SocketActivation.takePassedSockets()
+        } catch {
+            throw StartError(message: error.description, errno: ENOTSOCK, code: ExitCodes.config)
+        }
+        for socket in passed {
+            switch socket.kind {
+            case .listening:
+                let address = socket.address.map { "\($0)" } ?? "fd \(socket.fd.rawValue)"
+                endpoints.listeners.append(Listener(fd: socket.fd, address: "\(address) (\(socket.name), from systemd)"))
+            case .connection:
+                endpoints.connections.append(socket.fd)
+            }
+        }
+        var addresses = settings.addresses
+        if addresses.isEmpty && passed.isEmpty {
+            addresses = [DaemonSettings.defaultAddress]
+        }
+        for address in addresses {
             do {
                 let fd = try Socket.listen(on: address)
-                // Port 0 asks the kernel for a free port: log the one it chose.
+                // Port 0 asks the kernel for a free port: report the one it chose.
                 let bound = (try? fd.localAddress()).flatMap { $0 } ?? address
-                opened.append(Listener(fd: fd, address: bound.description))
+                endpoints.listeners.append(Listener(fd: fd, address: bound.description))
+                if case .unix(let path) = address { endpoints.ownedPaths.append(path) }
             } catch {
-                Self.closeListeners(opened)
-                throw StartError(message: "cannot listen on \(address): \(error)", code: ExitCodes.unavailable)
+                endpoints.closeListeners()
+                throw StartError(message: "cannot listen on \(address): \(error)", errno: error.errno,
+                                 code: ExitCodes.unavailable)
             }
         }
-        return opened
-    }
-
-    private static func closeListeners(_ listeners: [Listener]) {
-        for listener in listeners {
-            listener.fd.close()
-            if listener.address.hasPrefix("unix:") {
-                _ = unlink(String(listener.address.dropFirst(5)))
-            }
-        }
-    }
-}
-
-/// The main thread's loop: turns signals into drain and reload, and watches the reactors.
-struct Supervisor {
-    let settings: DaemonSettings
-    let group: ReactorGroup
-    let logger: Logger
-    /// Called once every reactor has let go of the listeners during a drain.
-    let releaseListeners: () -> Void
-    private var table: AphorismTable
-    private var draining = false
-
-    private enum Token {
-        static let signals: UInt64 = 1
-        static let reactors: UInt64 = 2
-    }
-
-    init(settings: DaemonSettings, group: ReactorGroup, logger: Logger, releaseListeners: @escaping () -> Void) {
-        self.settings = settings
-        self.group = group
-        self.logger = logger
-        self.releaseListeners = releaseListeners
-        self.table = settings.table
-    }
-
-    mutating func run() -> Int32 {
-        do {
-            return try loop()
-        } catch {
-            logger.critical("supervisor failed: \(error)")
-            group.stop()
-            return ExitCodes.software
-        }
-    }
-
-    private mutating func loop() throws(SystemError) -> Int32 {
-        let epoll = try Epoll()
-        let signals = try SignalFD([SIGINT, SIGTERM, SIGHUP])
-        try epoll.add(signals.fd, events: .input, data: Token.signals)
-        try epoll.add(group.notifications, events: .input, data: Token.reactors)
-        let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: 8)
-        defer { events.deallocate() }
-        while true {
-            let count = try epoll.wait(into: events, timeout: -1)
-            for position in 0 ..< count {
-                switch events[position].data.u64 {
-                case Token.signals:
-                    while let signal = signals.next() { handle(signal) }
-                default:
-                    group.acknowledgeNotification()
-                }
-            }
-            if draining, group.listenersReleased {
-                releaseListeners()
-            }
-            if group.isFinished {
-                let errors = group.errors
-                for error in errors { logger.critical("reactor failed: \(error)") }
-                if errors.isEmpty {
-                    logger.info("stopped", metadata: ["requests": "\(group.requestsServed)"])
-                    return 0
-                }
-                return ExitCodes.software
-            }
-            if !draining, !group.errors.isEmpty {
-                // One reactor died: the process cannot serve reliably; stop and let the
-                // service manager restart it.
-                for error in group.errors { logger.critical("reactor failed: \(error)") }
-                group.stop()
-                draining = true
-            }
-        }
-    }
-
-    private mutating func handle(_ signal: Int32) {
-        switch signal {
-        case SIGHUP:
-            reload()
-        case SIGTERM, SIGINT:
-            let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
-            if draining {
-                logger.warning("\(name) again: closing every connection now")
-                group.stop()
-            } else {
-                draining = true
-                logger.info("\(name): draining", metadata: [
-                    "connections": "\(group.openConnections)",
-                    "drain_timeout_s": "\(settings.reactor.drainTimeout.components.seconds)",
-                ])
-                group.drain()
-            }
-        default:
-            break
-        }
-    }
-
-    private mutating func reload() {
-        guard let path = settings.aphorismPath else {
-            logger.info("reload: no aphorism file configured; keeping the built-in table")
-            return
-        }
-        do {
-            let fresh = try DaemonSettings.loadTable(path)
-            table = fresh
-            group.replaceService(settings.service(fresh))
-            logger.info("reloaded \(fresh.count) aphorisms from \(path)")
-        } catch {
-            logger.error("reload failed; keeping the previous table: \(error)")
-        }
+        return endpoints
     }
 }

@@ -4,9 +4,13 @@ import ZenProtocol
 
 /// Everything the daemon needs, validated and resolved from the command line.
 struct DaemonSettings {
+    static let defaultAddress = SocketAddress.ipv4(address: 0x7f00_0001, port: 1060)
+
     var aphorismPath: String?
     var table: AphorismTable
     var maxRequestBytes: Int
+    /// Addresses asked for with `--listen` or `HOST`/`-p`; empty means "the passed
+    /// sockets, or 127.0.0.1:1060 when none were passed".
     var addresses: [SocketAddress]
     var threads: Int
     var reactor: ReactorConfiguration
@@ -17,7 +21,7 @@ struct DaemonSettings {
         var description: String
     }
 
-    init(_ command: ZendCommand) throws {
+    init(_ command: ZendCommand) throws(Problem) {
         aphorismPath = command.aphorisms
         maxRequestBytes = command.maxRequestBytes
         if let path = command.aphorisms {
@@ -33,10 +37,9 @@ struct DaemonSettings {
                 throw Problem(description: "--listen \(error)")
             }
         }
-        if command.host != nil || command.port != nil || command.listen.isEmpty {
-            let host = command.host ?? "127.0.0.1"
+        if command.host != nil || command.port != nil {
             do {
-                addresses += try SocketAddress.resolve(host: host, port: command.port ?? 1060)
+                addresses += try SocketAddress.resolve(host: command.host ?? "127.0.0.1", port: command.port ?? 1060)
             } catch {
                 throw Problem(description: "host \(error)")
             }
@@ -50,12 +53,13 @@ struct DaemonSettings {
         let openFiles = ProcessFacts.raiseOpenFileLimit()
         reactor.maxConnections = command.maxConnections
             ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles)
-        self.reactor = reactor
         exitWhenIdle = command.exitWhenIdle.map { .seconds($0) }
+        reactor.reportIdle = exitWhenIdle != nil
+        self.reactor = reactor
     }
 
     /// Reads and parses an aphorism file; errors name the file and line.
-    static func loadTable(_ path: String) throws -> AphorismTable {
+    static func loadTable(_ path: String) throws(Problem) -> AphorismTable {
         let contents: [UInt8]
         do {
             contents = try FileDescriptor.readFile(path)
@@ -77,7 +81,9 @@ struct DaemonSettings {
     /// One line for `--check` and the start-up log.
     var summary: String {
         let source = aphorismPath ?? "the built-in table"
-        let listen = addresses.map(\.description).joined(separator: ", ")
+        let listen = addresses.isEmpty
+            ? "sockets passed by systemd, else \(Self.defaultAddress)"
+            : addresses.map(\.description).joined(separator: ", ")
         return "\(table.count) aphorisms from \(source); listen \(listen); \(threads) reactor thread(s); "
             + "max \(reactor.maxConnections) connections"
     }

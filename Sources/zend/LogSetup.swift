@@ -1,11 +1,32 @@
+import Glibc
+import LinuxIO
 import Logging
 import SystemdSupport
 
-/// Chooses and installs the swift-log backend once at start.
-enum LogSetup {
-    static func start(level: Logger.Level, target: LogTargetOption) -> Logger {
-        let sink = DirectLogSink()
-        LoggingSystem.bootstrap { _ in ConsoleLogHandler(level: level, sink: sink) }
-        return Logger(label: "zend")
+/// The swift-log backend, chosen once at start: the journal when stderr is the
+/// journal (or `--log-target journal`), readable lines on stderr otherwise; both
+/// written through a bounded queue by a thread of their own.
+struct LogSetup {
+    let logger: Logger
+    let queue: LogQueue
+    let usesJournal: Bool
+
+    static func start(level: Logger.Level, target: LogTargetOption) -> LogSetup {
+        let journal = (LogTarget(rawValue: target.rawValue) ?? .auto).usesJournal
+        let backend: any LogBackend = journal ? JournalBackend() : ConsoleBackend()
+        let queue: LogQueue
+        do {
+            queue = try LogQueue(backend: backend)
+        } catch {
+            FileDescriptor(rawValue: 2).writeAllIgnoringErrors("zend: cannot start the log writer: \(error)\n")
+            exit(ExitCodes.osError)
+        }
+        LoggingSystem.bootstrap { _ in QueuedLogHandler(level: level, queue: queue) }
+        return LogSetup(logger: Logger(label: "zend"), queue: queue, usesJournal: journal)
+    }
+
+    /// Writes out what is queued (bounded wait) before the process exits.
+    func finish() {
+        queue.finish()
     }
 }

@@ -76,19 +76,27 @@ struct ZendCommand: ParsableCommand {
     }
 
     func run() throws {
-        let logger = LogSetup.start(level: logLevel.level, target: logTarget)
+        // Before any thread exists (the log writer is the first), so every thread inherits
+        // the mask and these signals arrive only through the supervisor's signalfd.
+        Signals.block([SIGINT, SIGTERM, SIGHUP])
+        Signals.ignoreBrokenPipe()
+        let logging = LogSetup.start(level: logLevel.level, target: logTarget)
+        defer { logging.finish() }
+        let logger = logging.logger
+        let notifier = ServiceNotifier()
         let settings: DaemonSettings
         do {
             settings = try DaemonSettings(self)
         } catch {
-            logger.critical("configuration error: \(error)")
+            logger.critical("configuration error: \(error)", metadata: LifecycleEvent.startFailed.metadata)
+            notifier.failed(status: "Configuration error: \(error)", errno: EINVAL)
             throw ExitCode(ExitCodes.config)
         }
         if check {
             print("zend: configuration OK: \(settings.summary)")
             return
         }
-        let code = Daemon(settings: settings, logger: logger).run()
+        let code = Daemon(settings: settings, logger: logger, notifier: notifier).run()
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -101,6 +109,8 @@ enum ExitCodes {
     static let unavailable: Int32 = 69
     /// Something failed while running.
     static let software: Int32 = 70
+    /// The operating system refused a resource zend cannot run without.
+    static let osError: Int32 = 71
 }
 
 /// `--log-level` values.

@@ -1,0 +1,232 @@
+import CZendShims
+import Glibc
+import LinuxIO
+import Logging
+import Reactor
+import SystemdSupport
+import ZenProtocol
+
+/// The main thread's loop: turns signals into drain and reload, keeps systemd informed
+/// (status, watchdog), and exits when idle if asked to. Every input is an fd in one
+/// epoll set: signals, the reactors' notifications, and one timerfd per duty.
+struct Supervisor {
+    let settings: DaemonSettings
+    let group: ReactorGroup
+    let logger: Logger
+    let notifier: ServiceNotifier
+    let listenerNames: [String]
+    /// Called once every reactor has let go of the listeners during a drain.
+    let releaseListeners: () -> Void
+
+    private var draining = false
+    private var lastStatus = ""
+    private var lastHeartbeats: [UInt64] = []
+    private var reportedStall = false
+    private var idleSince: (opened: UInt64, at: MonotonicInstant)?
+
+    private enum Token: UInt64 {
+        case signals, reactors, status, watchdog, idle
+    }
+
+    init(settings: DaemonSettings, group: ReactorGroup, logger: Logger, notifier: ServiceNotifier,
+         listenerNames: [String], releaseListeners: @escaping () -> Void) {
+        self.settings = settings
+        self.group = group
+        self.logger = logger
+        self.notifier = notifier
+        self.listenerNames = listenerNames
+        self.releaseListeners = releaseListeners
+    }
+
+    mutating func run() -> Int32 {
+        do {
+            return try loop()
+        } catch {
+            logger.critical("supervisor failed: \(error)")
+            group.stop()
+            return ExitCodes.software
+        }
+    }
+
+    private mutating func loop() throws(SystemError) -> Int32 {
+        let epoll = try Epoll()
+        let signals = try SignalFD([SIGINT, SIGTERM, SIGHUP])
+        let statusTimer = try TimerFD()
+        let watchdogTimer = try TimerFD()
+        let idleTimer = try TimerFD()
+        try epoll.add(signals.fd, events: .input, data: Token.signals.rawValue)
+        try epoll.add(group.notifications, events: .input, data: Token.reactors.rawValue)
+        try epoll.add(statusTimer.fd, events: .input, data: Token.status.rawValue)
+        try epoll.add(watchdogTimer.fd, events: .input, data: Token.watchdog.rawValue)
+        try epoll.add(idleTimer.fd, events: .input, data: Token.idle.rawValue)
+
+        // Every listener is open and every reactor watches it: ready.
+        lastStatus = statusLine()
+        notifier.ready(status: lastStatus)
+        logger.info("ready", metadata: LifecycleEvent.ready.metadata.merging([
+            "listeners": "\(listenerNames.count)",
+            "aphorisms": "\(settings.table.count)",
+            "threads": "\(group.count)",
+            "max_connections": "\(settings.reactor.maxConnections)",
+        ]) { $1 })
+        if notifier.isEnabled {
+            try statusTimer.arm(at: .now().advanced(by: .seconds(1)))
+        }
+        let watchdogPeriod = ServiceNotifier.watchdogTimeout().map { $0 / 2 }
+        if let watchdogPeriod {
+            notifier.watchdog()
+            lastHeartbeats = group.heartbeats
+            group.ping()
+            try watchdogTimer.arm(at: .now().advanced(by: watchdogPeriod))
+        }
+        try noteIdleness(idleTimer)
+
+        let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: 8)
+        defer { events.deallocate() }
+        while true {
+            let count = try epoll.wait(into: events, timeout: -1)
+            for position in 0 ..< count {
+                switch Token(rawValue: events[position].data.u64) {
+                case .signals:
+                    while let signal = signals.next() { handle(signal) }
+                case .reactors:
+                    group.acknowledgeNotification()
+                    try noteIdleness(idleTimer)
+                case .status:
+                    statusTimer.acknowledge()
+                    let line = statusLine()
+                    if line != lastStatus {
+                        notifier.status(line)
+                        lastStatus = line
+                    }
+                    try statusTimer.arm(at: .now().advanced(by: .seconds(1)))
+                case .watchdog:
+                    watchdogTimer.acknowledge()
+                    keepWatchdogAlive()
+                    if let watchdogPeriod { try watchdogTimer.arm(at: .now().advanced(by: watchdogPeriod)) }
+                case .idle:
+                    idleTimer.acknowledge()
+                    try checkIdleExit(idleTimer)
+                case nil:
+                    break
+                }
+            }
+            if draining, group.listenersReleased {
+                releaseListeners()
+            }
+            if group.isFinished {
+                let errors = group.errors
+                for error in errors { logger.critical("reactor failed: \(error)") }
+                guard errors.isEmpty else { return ExitCodes.software }
+                logger.info("stopped", metadata: ["requests": "\(group.requestsServed)"])
+                return 0
+            }
+            if !draining, !group.errors.isEmpty {
+                // One reactor died: the process cannot serve reliably; stop and let the
+                // service manager restart it.
+                for error in group.errors { logger.critical("reactor failed: \(error)") }
+                notifier.stopping(status: "A reactor failed; stopping")
+                group.stop()
+                draining = true
+            }
+        }
+    }
+
+    // MARK: Signals
+
+    private mutating func handle(_ signal: Int32) {
+        switch signal {
+        case SIGHUP:
+            reload()
+        case SIGTERM, SIGINT:
+            let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+            if draining {
+                logger.warning("\(name) again: closing every connection now")
+                group.stop()
+            } else {
+                beginDrain(reason: "\(name): draining")
+            }
+        default:
+            break
+        }
+    }
+
+    private mutating func beginDrain(reason: String) {
+        draining = true
+        let connections = group.openConnections
+        notifier.stopping(status: "Stopping: draining \(connections) connection(s)")
+        logger.info("\(reason)", metadata: LifecycleEvent.stopping.metadata.merging([
+            "connections": "\(connections)",
+            "drain_timeout_s": "\(settings.reactor.drainTimeout.components.seconds)",
+        ]) { $1 })
+        group.drain()
+    }
+
+    private mutating func reload() {
+        guard let path = settings.aphorismPath else {
+            logger.info("reload: no aphorism file configured; keeping the built-in table")
+            return
+        }
+        notifier.reloading()
+        logger.info("reloading \(path)", metadata: LifecycleEvent.reloading.metadata)
+        do {
+            let fresh = try DaemonSettings.loadTable(path)
+            group.replaceService(settings.service(fresh))
+            logger.info("reloaded \(fresh.count) aphorisms from \(path)", metadata: ["aphorisms": "\(fresh.count)"])
+            lastStatus = statusLine()
+            notifier.ready(status: lastStatus)
+        } catch {
+            logger.error("reload failed; keeping the previous table: \(error)",
+                         metadata: LifecycleEvent.reloadFailed.metadata)
+            lastStatus = "Reload failed, serving the previous table: \(error)"
+            notifier.ready(status: lastStatus)
+        }
+    }
+
+    // MARK: systemd duties
+
+    /// `STATUS=`: what a person checking `systemctl status zend` wants to know.
+    private func statusLine() -> String {
+        let listening = listenerNames.isEmpty ? "one passed connection"
+            : listenerNames.map { String($0.prefix { $0 != " " }) }.joined(separator: ", ")
+        let state = draining ? "Draining" : "Serving"
+        return "\(state) on \(listening): \(group.openConnections) connection(s), \(group.requestsServed) request(s) answered"
+    }
+
+    /// Pings systemd only if every reactor answered the previous ping: a reactor stuck in
+    /// a loop stops the keep-alives, so systemd restarts the service.
+    private mutating func keepWatchdogAlive() {
+        let beats = group.heartbeats
+        let stalled = beats.indices.filter { beats[$0] == lastHeartbeats[$0] }
+        if stalled.isEmpty {
+            notifier.watchdog()
+            reportedStall = false
+        } else if !reportedStall {
+            logger.error("reactor(s) \(stalled) made no progress; withholding the watchdog keep-alive")
+            reportedStall = true
+        }
+        lastHeartbeats = beats
+        group.ping()
+    }
+
+    /// With `--exit-when-idle N`: when the last connection closes, start counting.
+    private mutating func noteIdleness(_ timer: borrowing TimerFD) throws(SystemError) {
+        guard let limit = settings.exitWhenIdle, !draining, idleSince == nil, group.openConnections == 0 else { return }
+        let now = MonotonicInstant.now()
+        idleSince = (group.connectionsOpened, now)
+        try timer.arm(at: now.advanced(by: limit))
+    }
+
+    /// Exits if nobody connected during the whole idle period; otherwise waits for the
+    /// next time the last connection closes. The listening socket stays with systemd,
+    /// which starts zend again on the next connection.
+    private mutating func checkIdleExit(_ timer: borrowing TimerFD) throws(SystemError) {
+        guard let limit = settings.exitWhenIdle, let since = idleSince, !draining else { return }
+        idleSince = nil
+        if group.openConnections == 0 && group.connectionsOpened == since.opened {
+            beginDrain(reason: "no connection for \(limit.components.seconds) s: exiting")
+        } else {
+            try noteIdleness(timer)
+        }
+    }
+}

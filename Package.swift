@@ -48,6 +48,9 @@ let package = Package(
         .testTarget(name: "ZenProtocolTests", dependencies: ["ZenProtocol"]),
         .testTarget(name: "LinuxIOTests", dependencies: ["LinuxIO", "TestSupport"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "ZenProtocol", "LinuxIO", "TestSupport"]),
+        .testTarget(name: "SystemdSupportTests", dependencies: [
+            "SystemdSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ZendEndToEndTests", dependencies: ["LinuxIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,13 +17,18 @@ public final class ChildProcess: @unchecked Sendable {
     /// (or /dev/null); `passing` descriptors become fds 3, 4, … in the child.
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                 stdout: String? = nil, stderr: String? = nil, stdin: String? = nil,
+                stderrDescriptor: FileDescriptor? = nil,
                 passing descriptors: [FileDescriptor] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        if let stderrDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, stderrDescriptor.rawValue, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
         // Through high numbers first, so a source that is itself 3, 4, … is not overwritten.
         for (index, fd) in descriptors.enumerated() {
             posix_spawn_file_actions_adddup2(&actions, fd.rawValue, Int32(900 + index))

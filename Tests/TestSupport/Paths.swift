@@ -48,3 +48,19 @@ public enum Paths {
         }
     }
 }
+
+extension Paths {
+    /// The threads of process `pid`: thread id and name (from /proc/PID/task).
+    public static func threads(of pid: pid_t) -> [(id: Int32, name: String)] {
+        guard let directory = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(directory) }
+        var result: [(Int32, String)] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let id = Int32(name) else { continue }
+            let comm = read("/proc/\(pid)/task/\(id)/comm").split(separator: "\n").first.map(String.init) ?? ""
+            result.append((id, comm))
+        }
+        return result
+    }
+}

@@ -9,14 +9,15 @@ public final class ZendServer: @unchecked Sendable {
     /// The addresses zend logged as "listening on …".
     public private(set) var addresses: [String] = []
 
-    /// Starts `zend ARGUMENTS` (default: `--listen 127.0.0.1:0`) and waits until it listens.
+    /// Starts `zend ARGUMENTS` (default: `--listen 127.0.0.1:0`) and waits until it is ready.
+    /// A `launcher` (such as `systemd-socket-activate -l …`) runs zend as its last argument.
     public init(_ arguments: [String] = [], listen: [String] = ["127.0.0.1:0"],
                 environment: [String: String]? = nil, passing: [FileDescriptor] = [],
-                expectListening: Bool = true, label: String = "zend") throws {
+                launcher: [String] = [], expectListening: Bool = true, label: String = "zend") throws {
         directory = Paths.scratchDirectory(label)
         logPath = directory + "/zend.log"
-        let listenArguments = listen.flatMap { ["--listen", $0] }
-        process = try ChildProcess(Paths.product("zend"), listenArguments + arguments,
+        let command = launcher + [Paths.product("zend")] + listen.flatMap { ["--listen", $0] } + arguments
+        process = try ChildProcess(command[0], Array(command.dropFirst()),
                                    environment: environment, stdout: logPath, stderr: logPath, passing: passing)
         if expectListening {
             try waitForLog(" ready")
@@ -84,6 +85,20 @@ public final class ZendServer: @unchecked Sendable {
 
     public func stop() {
         process.stop()
+    }
+
+    /// The launcher that passes descriptors 3, 4, … to zend as systemd would:
+    /// `LISTEN_PID` must be zend's own PID, so a shell sets it and then execs zend.
+    public static let socketActivationLauncher = ["/bin/sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""]
+
+    /// The environment for passing `names.count` sockets with those names.
+    public static func socketActivationEnvironment(_ names: [String], extra: [String: String] = [:]) -> [String: String] {
+        var environment = ChildProcess.currentEnvironment()
+        environment["LISTEN_FDS"] = "\(names.count)"
+        environment["LISTEN_FDNAMES"] = names.joined(separator: ":")
+        environment.removeValue(forKey: "NOTIFY_SOCKET")
+        for (key, value) in extra { environment[key] = value }
+        return environment
     }
 }
 

@@ -54,6 +54,11 @@ struct PeerAddress: CustomStringConvertible {
         case AF_INET:
             return SocketAddress.ipv4(address: UInt32(truncatingIfNeeded: low), port: port).description
         case AF_INET6:
+            // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; show them as IPv4.
+            let mappedPrefix: UInt64 = 0xffff_0000
+            if high == 0, UInt64(UInt32(truncatingIfNeeded: low)) == mappedPrefix {
+                return SocketAddress.ipv4(address: UInt32(bigEndian: UInt32(truncatingIfNeeded: low >> 32)), port: port).description
+            }
             return SocketAddress.ipv6(address: .init((high, low)), port: port, scope: 0).description
         case AF_UNIX:
             return "unix"

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Reactor
 
@@ -71,5 +72,27 @@ struct BufferPoolTests {
         let c = pool.take()
         #expect(c == a)
         pool.give(c)
+    }
+}
+
+@Suite("Peer addresses")
+struct PeerAddressTests {
+    private func describe(_ text: String, port: UInt16) -> String {
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { raw in
+            var v6 = sockaddr_in6()
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            inet_pton(AF_INET6, text, &v6.sin6_addr)
+            withUnsafeBytes(of: v6) { raw.copyMemory(from: $0) }
+        }
+        return PeerAddress(&storage).description
+    }
+
+    @Test("IPv4 clients of a dual-stack listener are shown as IPv4")
+    func mapped() {
+        #expect(describe("::ffff:127.0.0.1", port: 5000) == "127.0.0.1:5000")
+        #expect(describe("::1", port: 5000) == "[::1]:5000")
+        #expect(describe("2001:db8::ffff:0:1", port: 7) == "[2001:db8::ffff:0:1]:7")
     }
 }

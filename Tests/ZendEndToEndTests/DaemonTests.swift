@@ -212,3 +212,19 @@ extension EndToEnd {
         }
     }
 }
+
+extension EndToEnd.DaemonTests {
+    @Test("the zend(8) man page describes every option of zend --help")
+    func manPageCoversOptions() throws {
+        let help = try runCommand(Paths.product("zend"), ["--help"]).output
+        let options = Set(help.split(whereSeparator: { " ,\n[]".contains($0) })
+            .filter { $0.hasPrefix("--") && $0.count > 2 }
+            .map { String($0.dropFirst(2).prefix { $0 != "=" && $0 != "<" }) })
+        #expect(options.count >= 14, "\(options)")
+        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let page = Paths.read(root + "/packaging/zend.8")
+        for option in options.sorted() {
+            #expect(page.contains("Fl \\-\(option)"), "zend.8 does not describe --\(option)")
+        }
+    }
+}

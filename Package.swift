@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Pure protocol: framing, the aphorism table and its file format. No I/O.
@@ -39,8 +40,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The load generator behind `zen bench`: connections, pipelining, verification, latency.
+        .target(name: "ZenBench", dependencies: [
+            "LinuxIO", "ZenProtocol", "CZendShims",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         .executableTarget(name: "zen", dependencies: [
-            "LinuxIO", "ZenProtocol",
+            "LinuxIO", "ZenProtocol", "ZenBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -48,6 +54,7 @@ let package = Package(
         .testTarget(name: "ZenProtocolTests", dependencies: ["ZenProtocol"]),
         .testTarget(name: "LinuxIOTests", dependencies: ["LinuxIO", "TestSupport"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "ZenProtocol", "LinuxIO", "TestSupport"]),
+        .testTarget(name: "ZenBenchTests", dependencies: ["ZenBench"]),
         .testTarget(name: "SystemdSupportTests", dependencies: [
             "SystemdSupport", .product(name: "Logging", package: "swift-log"),
         ]),

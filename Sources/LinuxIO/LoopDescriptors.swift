@@ -127,10 +127,13 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
 
     public static func < (a: Self, b: Self) -> Bool { a.nanoseconds < b.nanoseconds }
 
-    /// This instant plus `duration`.
+    /// This instant plus `duration`, saturating at the end of time instead of overflowing.
     public func advanced(by duration: Duration) -> MonotonicInstant {
         let (seconds, attoseconds) = duration.components
-        return MonotonicInstant(nanoseconds: nanoseconds + seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let (sum, overflow2) = nanoseconds.addingReportingOverflow(scaled)
+        let (total, overflow3) = sum.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return MonotonicInstant(nanoseconds: overflow || overflow2 || overflow3 ? .max : total)
     }
 
     /// Microseconds since boot, as systemd's `MONOTONIC_USEC=` wants.

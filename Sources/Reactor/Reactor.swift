@@ -85,8 +85,9 @@ final class Reactor {
         sendCapacity = Self.roundUp(max(16384, 4 * service.maxAnswerBytes), to: 4096)
         sendLowWater = sendCapacity / 4
         table = ConnectionTable(capacity: configuration.maxConnections)
-        receivePool = BufferPool(bufferSize: receiveCapacity, keep: 256)
-        sendPool = BufferPool(bufferSize: sendCapacity, keep: 256)
+        // Cache at most about 4 MiB of idle buffers per pool, however large they are.
+        receivePool = BufferPool(bufferSize: receiveCapacity, keep: max(4, min(256, (4 << 20) / receiveCapacity)))
+        sendPool = BufferPool(bufferSize: sendCapacity, keep: max(4, min(256, (4 << 20) / sendCapacity)))
         ready.reserveCapacity(1024)
         readyBatch.reserveCapacity(1024)
         events = .allocate(capacity: 512)
@@ -119,6 +120,9 @@ final class Reactor {
 
     /// Runs until a drain or stop completes; throws only if the poller itself fails.
     func run() throws(SystemError) {
+        // Connections adopted in init are on the idle list already: arm their timer now,
+        // or a passed client that never sends a byte would never time out.
+        try updateTimer()
         while true {
             if table.count == 0 && (draining || configuration.exitWhenNoConnections) { return }
             let count = try epoll.wait(into: events, timeout: ready.isEmpty ? -1 : 0)
@@ -349,12 +353,10 @@ final class Reactor {
                 table.touch(slot, .idle, now: now)
                 if sent < count {
                     // Short write: the socket buffer is full, as an EAGAIN would say.
-                    blockOutput(slot)
-                    return true
+                    return blockOutput(slot)
                 }
             case .wouldBlock:
-                blockOutput(slot)
-                return true
+                return blockOutput(slot)
             }
         }
         releaseEmptySendBuffer(connection)
@@ -363,17 +365,20 @@ final class Reactor {
 
     /// The kernel's send buffer is full: wait for the output edge, arming `EPOLLOUT` the
     /// first time (connections that never fill it never pay for the `epoll_ctl`).
-    private func blockOutput(_ slot: Int32) {
+    /// False if the connection had to be closed.
+    private func blockOutput(_ slot: Int32) -> Bool {
         let connection = table.slots + Int(slot)
         connection.pointee.state.remove(.writable)
-        guard !connection.pointee.state.contains(.outputArmed) else { return }
+        guard !connection.pointee.state.contains(.outputArmed) else { return true }
         connection.pointee.state.insert(.outputArmed)
         do {
             try epoll.modify(FileDescriptor(rawValue: connection.pointee.fd),
                              events: [.input, .output, .readHangup, .edgeTriggered],
                              data: Token.connection(slot, connection.pointee.generation))
+            return true
         } catch {
             close(slot, reason: "epoll_ctl failed", error: error)
+            return false
         }
     }
 
@@ -389,7 +394,7 @@ final class Reactor {
         let connection = table.slots + Int(slot)
         let partial = connection.pointee.pendingInput
         if partial > 0 {
-            logger.notice("client sent a partial request but then closed", metadata: [
+            logger.warning("client sent a partial request but then closed", metadata: [
                 "event": "client-error",
                 "client_address": "\(connection.pointee.peer)",
                 "connection_id": "\(connection.pointee.id)",
@@ -485,7 +490,7 @@ final class Reactor {
         guard let slot = table.allocate() else {
             // The table is sized to the connection limit, so this is only a safety net.
             fd.close()
-            shared.releaseConnection()
+            releaseConnection()
             noteRejection()
             return
         }
@@ -507,7 +512,7 @@ final class Reactor {
             logger.error("cannot watch a new connection", metadata: ["error": "\(error)"])
             fd.close()
             table.release(slot)
-            shared.releaseConnection()
+            releaseConnection()
             return
         }
         table.touch(slot, .idle, now: now)
@@ -539,6 +544,12 @@ final class Reactor {
         connection.pointee.send = nil
         FileDescriptor(rawValue: connection.pointee.fd).close()
         table.release(slot)
+        releaseConnection()
+    }
+
+    /// Gives a connection back to the shared count; the supervisor hears when the last
+    /// one across all reactors has gone (for `--exit-when-idle`).
+    private func releaseConnection() {
         if shared.releaseConnection() == 0, configuration.reportIdle {
             notifySupervisor()
         }
@@ -602,7 +613,7 @@ final class Reactor {
     private func pauseAccepting(for duration: Duration, cause: SystemError) {
         logger.error("accepting paused", metadata: ["error": "\(cause)", "pause_ms": "\(duration.nanoseconds / 1_000_000)"])
         stopAccepting()
-        acceptResumeAt = now + duration.nanoseconds
+        acceptResumeAt = Self.deadline(now, plus: duration)
     }
 
     private static func makeSpareDescriptor() -> FileDescriptor? {
@@ -613,8 +624,8 @@ final class Reactor {
     // MARK: Timers and commands
 
     private func expireTimeouts() {
-        let quiet = (draining ? configuration.drainGrace : configuration.idleTimeout).nanoseconds
-        while let slot = table.head(.idle), table.slots[Int(slot)].lastActive &+ quiet <= now {
+        let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
+        while let slot = table.head(.idle), Self.deadline(table.slots[Int(slot)].lastActive, plus: quietPeriod) <= now {
             let connection = table.slots + Int(slot)
             if draining, connection.pointee.pendingOutput > 0 || connection.pointee.state.contains(.paused) {
                 // Still owed answers: quiet only because the client is slow to read.
@@ -623,8 +634,7 @@ final class Reactor {
             }
             close(slot, reason: draining ? "shutting down" : "idle timeout")
         }
-        let linger = configuration.lingerTimeout.nanoseconds
-        while let slot = table.head(.linger), table.slots[Int(slot)].lastActive &+ linger <= now {
+        while let slot = table.head(.linger), Self.deadline(table.slots[Int(slot)].lastActive, plus: configuration.lingerTimeout) <= now {
             close(slot, reason: "request too long")
         }
         if let deadline = drainDeadline, now >= deadline {
@@ -636,6 +646,8 @@ final class Reactor {
         }
         if let resume = acceptResumeAt, now >= resume {
             acceptResumeAt = nil
+            // Another reactor may have taken the descriptor our spare freed.
+            if spareDescriptor == nil { spareDescriptor = Self.makeSpareDescriptor() }
             do {
                 try startAccepting()
             } catch {
@@ -652,12 +664,14 @@ final class Reactor {
         func consider(_ deadline: Int64?) {
             if let deadline, next == nil || deadline < next! { next = deadline }
         }
-        let quiet = (draining ? configuration.drainGrace : configuration.idleTimeout).nanoseconds
-        if let slot = table.head(.idle) { consider(table.slots[Int(slot)].lastActive &+ quiet) }
-        if let slot = table.head(.linger) { consider(table.slots[Int(slot)].lastActive &+ configuration.lingerTimeout.nanoseconds) }
+        let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
+        if let slot = table.head(.idle) { consider(Self.deadline(table.slots[Int(slot)].lastActive, plus: quietPeriod)) }
+        if let slot = table.head(.linger) {
+            consider(Self.deadline(table.slots[Int(slot)].lastActive, plus: configuration.lingerTimeout))
+        }
         consider(drainDeadline)
         consider(acceptResumeAt)
-        guard let next else { return }
+        guard let next, next < .max else { return }
         if let armed = timerArmedAt, armed <= next { return }
         try timer.arm(at: MonotonicInstant(nanoseconds: next))
         timerArmedAt = next
@@ -668,7 +682,13 @@ final class Reactor {
         control.wakeup.drain()
         let commands = control.take()
         if let replacement = commands.service {
-            service = replacement
+            // Buffers were sized for the first service; a reload keeps its limits.
+            if replacement.maxRequestBytes + minimumReadSpace <= receiveCapacity,
+               replacement.maxAnswerBytes <= sendCapacity / 4 {
+                service = replacement
+            } else {
+                logger.error("ignoring a replacement protocol whose limits exceed this reactor's buffers")
+            }
         }
         if commands.ping {
             control.heartbeat.wrappingAdd(1, ordering: .relaxed)
@@ -677,12 +697,19 @@ final class Reactor {
             draining = true
             stopAccepting()
             acceptResumeAt = nil
-            drainDeadline = now + configuration.drainTimeout.nanoseconds
+            drainDeadline = Self.deadline(now, plus: configuration.drainTimeout)
             logger.debug("draining", metadata: ["connections": "\(table.count)"])
             control.acceptingStopped.store(true, ordering: .releasing)
             notifySupervisor()
         }
         return commands.stop
+    }
+
+    /// `start` plus `duration`, saturating instead of overflowing.
+    @inline(__always)
+    private static func deadline(_ start: Int64, plus duration: Duration) -> Int64 {
+        let (sum, overflow) = start.addingReportingOverflow(duration.nanoseconds)
+        return overflow ? .max : sum
     }
 
     private static func roundUp(_ value: Int, to multiple: Int) -> Int {

@@ -19,11 +19,16 @@ public struct ReactorConfiguration: Sendable {
 
     public init() {}
 
-    /// The default connection limit: what `RLIMIT_NOFILE` leaves after zend's own descriptors.
-    public static func defaultMaxConnections(openFileLimit: UInt64) -> Int {
-        // Listeners, epoll, timer, signal and event fds, logging, the accept reserve.
-        let reserved: UInt64 = 64
-        return Int(max(openFileLimit, reserved + 1) - reserved)
+    /// The largest connection limit zend accepts (each reactor reserves address space
+    /// for a table of this many slots; only slots in use take memory).
+    public static let maxConnectionsLimit = 4 << 20
+
+    /// The default connection limit: what `RLIMIT_NOFILE` leaves after zend's own
+    /// descriptors (a few for the process, four per reactor), capped.
+    public static func defaultMaxConnections(openFileLimit: UInt64, threads: Int) -> Int {
+        let reserved = UInt64(32 + 4 * max(threads, 1))
+        let available = openFileLimit > reserved ? openFileLimit - reserved : 1
+        return Int(min(available, UInt64(maxConnectionsLimit)))
     }
 }
 

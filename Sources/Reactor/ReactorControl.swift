@@ -12,15 +12,19 @@ final class SharedCounters: Sendable {
         self.maxConnections = maxConnections
     }
 
-    /// Counts one more connection if the limit allows it.
+    /// Counts one more connection if the limit allows it. A compare-exchange, so a
+    /// refused reservation never shows as a connection (another reactor closing its
+    /// last connection must see the count reach zero).
     @inline(__always)
     func reserveConnection() -> Bool {
-        let count = connections.wrappingAdd(1, ordering: .relaxed).newValue
-        if count > maxConnections {
-            connections.wrappingSubtract(1, ordering: .relaxed)
-            return false
+        var current = connections.load(ordering: .relaxed)
+        while current < maxConnections {
+            let (exchanged, original) = connections.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
         }
-        return true
+        return false
     }
 
     /// Counts one connection less; returns how many remain open.

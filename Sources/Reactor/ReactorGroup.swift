@@ -111,8 +111,11 @@ public final class ReactorGroup: Sendable {
         for control in controls { control.send { $0.ping = true } }
     }
 
-    /// Each reactor's heartbeat count: it advances once per answered `ping`.
-    public var heartbeats: [UInt64] { controls.map { $0.heartbeat.load(ordering: .relaxed) } }
+    /// Each reactor's heartbeat count (it advances once per answered `ping`), or nil for a
+    /// reactor whose loop has returned (a finished reactor answers no pings, and is not stuck).
+    public var heartbeats: [UInt64?] {
+        controls.map { $0.finished.load(ordering: .acquiring) ? nil : $0.heartbeat.load(ordering: .relaxed) }
+    }
 
     /// Clears the notification counter (call when `notifications` is readable).
     public func acknowledgeNotification() {

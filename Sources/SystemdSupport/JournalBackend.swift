@@ -6,6 +6,12 @@ import Logging
 /// structured fields: `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER=zend`, `CODE_*`,
 /// `MESSAGE_ID` for lifecycle events, and every metadata key as a field.
 public struct JournalBackend: LogBackend {
+    /// journald's native socket (`sd_journal_sendv` silently drops entries when it is missing).
+    public static let socketPath = "/run/systemd/journal/socket"
+
+    /// True when journald is there to take entries.
+    public static var isAvailable: Bool { access(socketPath, F_OK) == 0 }
+
     public init() {}
 
     public func write(_ record: LogRecord) {

@@ -1,3 +1,4 @@
+import Glibc
 import LinuxIO
 import Reactor
 import ZenProtocol
@@ -16,9 +17,10 @@ struct DaemonSettings {
     var reactor: ReactorConfiguration
     var exitWhenIdle: Duration?
 
-    /// A configuration problem, said so an admin can fix it.
+    /// A configuration problem, said so an admin can fix it, with the errno behind it.
     struct Problem: Error, CustomStringConvertible {
         var description: String
+        var errno: Int32 = EINVAL
     }
 
     init(_ command: ZendCommand) throws(Problem) {
@@ -52,7 +54,7 @@ struct DaemonSettings {
         reactor.drainTimeout = .seconds(command.drainTimeout)
         let openFiles = ProcessFacts.raiseOpenFileLimit()
         reactor.maxConnections = command.maxConnections
-            ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles)
+            ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles, threads: threads)
         exitWhenIdle = command.exitWhenIdle.map { .seconds($0) }
         reactor.reportIdle = exitWhenIdle != nil
         self.reactor = reactor
@@ -64,13 +66,18 @@ struct DaemonSettings {
         do {
             contents = try FileDescriptor.readFile(path)
         } catch {
-            throw Problem(description: "cannot read aphorism file \(path): \(error.reason)")
+            throw Problem(description: "cannot read aphorism file \(path): \(error.reason)", errno: error.errno)
         }
         do {
             return try AphorismFile.parse(contents, name: path)
         } catch {
             throw Problem(description: "bad aphorism file: \(error)")
         }
+    }
+
+    /// Questions a client can never ask, because they are longer than a request may be.
+    func unreachableQuestions(_ table: AphorismTable) -> [String] {
+        table.entries.map(\.question).filter { $0.utf8.count > maxRequestBytes }
     }
 
     /// The service answering requests with `table`.

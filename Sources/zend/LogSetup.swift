@@ -12,7 +12,13 @@ struct LogSetup {
     let usesJournal: Bool
 
     static func start(level: Logger.Level, target: LogTargetOption) -> LogSetup {
-        let journal = (LogTarget(rawValue: target.rawValue) ?? .auto).usesJournal
+        var journal = (LogTarget(rawValue: target.rawValue) ?? .auto).usesJournal
+        if journal && !JournalBackend.isAvailable {
+            // sd_journal_send would drop every entry without a word.
+            FileDescriptor(rawValue: 2).writeAllIgnoringErrors(
+                "zend: journald's socket \(JournalBackend.socketPath) is missing; logging to stderr\n")
+            journal = false
+        }
         let backend: any LogBackend = journal ? JournalBackend() : ConsoleBackend()
         let queue: LogQueue
         do {

@@ -20,7 +20,7 @@ struct Supervisor {
 
     private var draining = false
     private var lastStatus = ""
-    private var lastHeartbeats: [UInt64] = []
+    private var lastHeartbeats: [UInt64?] = []
     private var reportedStall = false
     private var idleSince: (opened: UInt64, at: MonotonicInstant)?
 
@@ -137,7 +137,11 @@ struct Supervisor {
     private mutating func handle(_ signal: Int32) {
         switch signal {
         case SIGHUP:
-            reload()
+            if draining {
+                logger.notice("SIGHUP while stopping: not reloading")
+            } else {
+                reload()
+            }
         case SIGTERM, SIGINT:
             let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
             if draining {
@@ -171,6 +175,9 @@ struct Supervisor {
         logger.info("reloading \(path)", metadata: LifecycleEvent.reloading.metadata)
         do {
             let fresh = try DaemonSettings.loadTable(path)
+            for question in settings.unreachableQuestions(fresh) {
+                logger.warning("the question \"\(question)\" is longer than --max-request-bytes; no client can ask it")
+            }
             group.replaceService(settings.service(fresh))
             logger.info("reloaded \(fresh.count) aphorisms from \(path)", metadata: ["aphorisms": "\(fresh.count)"])
             lastStatus = statusLine()
@@ -197,7 +204,7 @@ struct Supervisor {
     /// a loop stops the keep-alives, so systemd restarts the service.
     private mutating func keepWatchdogAlive() {
         let beats = group.heartbeats
-        let stalled = beats.indices.filter { beats[$0] == lastHeartbeats[$0] }
+        let stalled = beats.indices.filter { beats[$0] != nil && beats[$0] == lastHeartbeats[$0] }
         if stalled.isEmpty {
             notifier.watchdog()
             reportedStall = false
@@ -209,24 +216,31 @@ struct Supervisor {
         group.ping()
     }
 
-    /// With `--exit-when-idle N`: when the last connection closes, start counting.
+    /// With `--exit-when-idle N`: each time the last connection closes (and at start),
+    /// count N seconds from now.
     private mutating func noteIdleness(_ timer: borrowing TimerFD) throws(SystemError) {
-        guard let limit = settings.exitWhenIdle, !draining, idleSince == nil, group.openConnections == 0 else { return }
+        guard let limit = settings.exitWhenIdle, !draining, group.openConnections == 0 else { return }
         let now = MonotonicInstant.now()
         idleSince = (group.connectionsOpened, now)
         try timer.arm(at: now.advanced(by: limit))
     }
 
-    /// Exits if nobody connected during the whole idle period; otherwise waits for the
-    /// next time the last connection closes. The listening socket stays with systemd,
+    /// Exits if nobody connected since the count started; otherwise the next time the
+    /// last connection closes starts it again. The listening socket stays with systemd,
     /// which starts zend again on the next connection.
     private mutating func checkIdleExit(_ timer: borrowing TimerFD) throws(SystemError) {
         guard let limit = settings.exitWhenIdle, let since = idleSince, !draining else { return }
         idleSince = nil
         if group.openConnections == 0 && group.connectionsOpened == since.opened {
-            beginDrain(reason: "no connection for \(limit.components.seconds) s: exiting")
+            beginDrain(reason: "no connection for \(Self.seconds(limit)) s: exiting")
         } else {
             try noteIdleness(timer)
         }
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let tenths = attoseconds / 100_000_000_000_000_000
+        return tenths == 0 ? "\(seconds)" : "\(seconds).\(tenths)"
     }
 }

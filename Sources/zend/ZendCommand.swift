@@ -64,14 +64,21 @@ struct ZendCommand: ParsableCommand {
     var check = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        let year = 365.0 * 86400
+        if let threads, !(1 ... 1024).contains(threads) { throw ValidationError("--threads must be from 1 to 1024.") }
         if maxRequestBytes < 1 { throw ValidationError("--max-request-bytes must be at least 1.") }
         if maxRequestBytes > 16 << 20 { throw ValidationError("--max-request-bytes must be at most 16 MiB.") }
-        if !(idleTimeout >= 0) || !idleTimeout.isFinite { throw ValidationError("--idle-timeout must be 0 or more seconds.") }
-        if !(drainTimeout >= 0) || !drainTimeout.isFinite { throw ValidationError("--drain-timeout must be 0 or more seconds.") }
-        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1.") }
-        if let exitWhenIdle, !(exitWhenIdle > 0) || !exitWhenIdle.isFinite {
-            throw ValidationError("--exit-when-idle must be more than 0 seconds.")
+        if !(0 ... year).contains(idleTimeout) {
+            throw ValidationError("--idle-timeout must be from 0 (never) to 31536000 seconds (a year).")
+        }
+        if !(0 ... 86400).contains(drainTimeout) {
+            throw ValidationError("--drain-timeout must be from 0 to 86400 seconds.")
+        }
+        if let maxConnections, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnections) {
+            throw ValidationError("--max-connections must be from 1 to \(ReactorConfiguration.maxConnectionsLimit).")
+        }
+        if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle <= year) {
+            throw ValidationError("--exit-when-idle must be more than 0 and at most 31536000 seconds.")
         }
     }
 
@@ -89,8 +96,11 @@ struct ZendCommand: ParsableCommand {
             settings = try DaemonSettings(self)
         } catch {
             logger.critical("configuration error: \(error)", metadata: LifecycleEvent.startFailed.metadata)
-            notifier.failed(status: "Configuration error: \(error)", errno: EINVAL)
+            notifier.failed(status: "Configuration error: \(error)", errno: error.errno)
             throw ExitCode(ExitCodes.config)
+        }
+        for question in settings.unreachableQuestions(settings.table) {
+            logger.warning("the question \"\(question)\" is longer than --max-request-bytes \(settings.maxRequestBytes); no client can ask it")
         }
         if check {
             print("zend: configuration OK: \(settings.summary)")

@@ -18,9 +18,18 @@ extension EndToEnd {
             let unknown = try runCommand(Paths.product("zend"), ["--no-such-option"])
             #expect(unknown.code == 64)
             #expect(unknown.output.contains("Unknown option '--no-such-option'"))
-            let invalid = try runCommand(Paths.product("zend"), ["--threads", "0"])
-            #expect(invalid.code == 64)
-            #expect(invalid.output.contains("--threads must be at least 1"))
+            for (arguments, message) in [
+                (["--threads", "0"], "--threads must be from 1 to 1024"),
+                (["--idle-timeout", "1e10"], "--idle-timeout must be from 0 (never)"),
+                (["--drain-timeout=-1"], "--drain-timeout must be from 0 to 86400 seconds"),
+                (["--exit-when-idle", "1e10"], "--exit-when-idle must be more than 0"),
+                (["--max-connections", "1500000000"], "--max-connections must be from 1 to"),
+                (["--max-request-bytes", "0"], "--max-request-bytes must be at least 1"),
+            ] {
+                let invalid = try runCommand(Paths.product("zend"), arguments)
+                #expect(invalid.code == 64, "\(arguments)")
+                #expect(invalid.output.contains(message), "\(arguments): \(invalid.output)")
+            }
             let badAddress = try runCommand(Paths.product("zend"), ["--listen", "127.0.0.1"])
             #expect(badAddress.code == 78)
             #expect(badAddress.output.contains("invalid address '127.0.0.1'"))

@@ -132,6 +132,57 @@ extension EndToEnd {
             #expect(second.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
         }
 
+        @Test("Accept=yes: a passed client that never sends a byte is closed at the idle timeout")
+        func acceptModeSilentClient() throws {
+            let port = try freePort()
+            let activator = try ZendServer(["--idle-timeout", "0.5"], listen: [], environment: environment([:]),
+                                           launcher: ["/usr/bin/systemd-socket-activate", "--accept", "-l", "127.0.0.1:\(port)"],
+                                           expectListening: false)
+            var client: TestClient?
+            let deadline = ContinuousClock.now + .seconds(10)
+            while client == nil, ContinuousClock.now < deadline {
+                client = try? TestClient(port: port)
+                if client == nil { usleep(20_000) }
+            }
+            let silent = try #require(client)
+            var end: TestClient.ReadEnd = .timeout
+            let elapsed = milliseconds { end = silent.receiveToEnd(timeout: .seconds(5)).end }
+            #expect(end == .endOfFile)
+            #expect(elapsed >= 300 && elapsed < 3000, "closed after \(elapsed) ms")
+            try activator.waitForLog("stopped")
+        }
+
+        @Test("during a drain the watchdog keeps being pinged (finished reactors are not stuck) and SIGHUP does not reload")
+        func watchdogAndReloadDuringDrain() throws {
+            let directory = Paths.scratchDirectory("notify")
+            defer { Paths.remove(directory) }
+            let file = directory + "/aphorisms.conf"
+            Paths.write("Beautiful is better than? Ugly.\n", to: file)
+            let notify = try NotifyListener(directory: directory)
+            let zend = try ZendServer(["--threads", "2", "--drain-timeout", "3", "--aphorisms", file],
+                                      environment: environment(["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "300000"]))
+            #expect(notify.waitFor("READY=1") != nil)
+            // A client that never reads keeps one reactor busy for the whole drain.
+            let stuck = try zend.connect(receiveBuffer: 4096)
+            stuck.send(String(repeating: "?", count: 1 << 20), timeout: .seconds(2))
+            let mark = notify.messages.count
+            zend.process.signal(SIGTERM)
+            #expect(notify.waitFor("STOPPING=1", after: mark) != nil)
+            zend.process.signal(SIGHUP)
+            let pingsBefore = notify.count("WATCHDOG=1")
+            usleep(1_200_000)
+            #expect(notify.count("WATCHDOG=1") - pingsBefore >= 4, "keep-alives stopped during the drain")
+            #expect(notify.count("RELOADING=1", after: mark) == 0)
+            #expect(!zend.log.contains("made no progress"))
+            // Keep reading as systemd does: a full notify socket would block sd_notify.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while zend.process.isRunning, ContinuousClock.now < deadline {
+                notify.collect()
+                usleep(10_000)
+            }
+            #expect(zend.process.exitCode == 0, "\(zend.log)")
+        }
+
         @Test("passed IPv4, IPv6 and unix listeners are all served; zend leaves the passed unix socket file alone")
         func passedListeners() throws {
             let directory = Paths.scratchDirectory("passed")
@@ -244,16 +295,18 @@ extension EndToEnd {
             #expect(text.contains("log messages were dropped"))
         }
 
-        @Test("JOURNAL_STREAM matching stderr selects the journal; a mismatching one does not")
+        @Test("JOURNAL_STREAM matching stderr selects the journal (falling back to stderr, saying so, when there is none); a mismatching one does not",
+              .enabled(if: access("/run/systemd/journal/socket", F_OK) != 0, "a journald runs here: entries would go to it"))
         func journalStreamDetection() throws {
             let directory = Paths.scratchDirectory("journalstream")
             defer { Paths.remove(directory) }
-            let log = directory + "/zend.log"
-            Paths.write("", to: log)
+            let matchingLog = directory + "/matching.log", otherLog = directory + "/other.log"
+            Paths.write("", to: matchingLog)
+            Paths.write("", to: otherLog)
             var info = stat()
-            stat(log, &info)
+            stat(matchingLog, &info)
             let matching = "\(info.st_dev):\(info.st_ino)"
-            for (stream, expectConsole) in [(matching, false), ("1:2", true)] {
+            for (stream, log, expectConsole) in [(matching, matchingLog, false), ("1:2", otherLog, true)] {
                 let port = try freePort()
                 let child = try ChildProcess(Paths.product("zend"), ["--listen", "127.0.0.1:\(port)"],
                                              environment: environment(["JOURNAL_STREAM": stream]), stderr: log)
@@ -266,7 +319,10 @@ extension EndToEnd {
                 }
                 #expect(try #require(client).ask("Simple is better than?", expecting: "Complex.") == "Complex.")
                 usleep(100_000)
-                #expect(Paths.read(log).contains("listening on") == expectConsole, "JOURNAL_STREAM=\(stream)")
+                let text = Paths.read(log)
+                #expect(text.contains("listening on"), "JOURNAL_STREAM=\(stream)")
+                #expect(text.contains("journald's socket /run/systemd/journal/socket is missing") != expectConsole,
+                        "JOURNAL_STREAM=\(stream)")
                 child.stop()
             }
         }

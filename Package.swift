@@ -6,6 +6,8 @@ let package = Package(
     products: [
         .executable(name: "zend", targets: ["zend"]),
         .executable(name: "zen", targets: ["zen"]),
+        // For the microbenchmarks in Benchmarks/micro, a separate package.
+        .library(name: "ZenProtocol", targets: ["ZenProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -6,11 +6,18 @@
 /// inside a request it is part of the key.
 public enum AphorismFile {
     /// Parses the contents of the file called `name` (used in error messages).
-    public static func parse(_ contents: some Collection<UInt8>, name: String) throws(AphorismFileError) -> AphorismTable {
+    ///
+    /// Takes a concrete `[UInt8]`: a generic collection is not specialized across the
+    /// module boundary, and its unspecialized `split` allocated once per byte.
+    public static func parse(_ contents: [UInt8], name: String) throws(AphorismFileError) -> AphorismTable {
         var entries: [(question: String, answer: String)] = []
         var firstLine: [String: Int] = [:]
         var lineNumber = 0
-        for rawLine in contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        var lineStart = contents.startIndex
+        while lineStart <= contents.endIndex {
+            let lineEnd = contents[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? contents.endIndex
+            let rawLine = contents[lineStart ..< lineEnd]
+            lineStart = lineEnd + 1
             lineNumber += 1
             func failure(_ reason: String) -> AphorismFileError {
                 AphorismFileError(file: name, line: lineNumber, reason: reason)

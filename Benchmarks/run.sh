@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Reproduces BENCHMARKS.md and Benchmarks/benchmarks.svg from a clean checkout:
+# builds zend and zen (release), the SwiftNIO peer and the C load generator, then runs
+# every server under the same loads (Benchmarks/run.py). Not part of the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup
+command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is needed" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || echo "run.sh: warning: fewer than 2 CPUs; server and client will share one" >&2
+echo "== building (release)"
+swift build -c release --product zend
+swift build -c release --product zen
+(cd Benchmarks/peers/nio && swift build -c release)
+make -s -C Benchmarks/peers/c
+echo "== measuring"
+exec /usr/bin/python3 Benchmarks/run.py

@@ -211,7 +211,24 @@ def ratio(value, reference):
     return f"{value / reference:.2f}×"
 
 
-def write_report(results, loadgen, started, elapsed):
+def microbenchmarks():
+    """The summary table of Benchmarks/micro/run.sh (built and run here)."""
+    print("== microbenchmarks", flush=True)
+    output = subprocess.run([path("Benchmarks/micro/run.sh")], capture_output=True, text=True, timeout=1200)
+    if output.returncode != 0:
+        return [f"(the microbenchmarks failed: {output.stderr.strip().splitlines()[-1:]})"]
+    table = []
+    for line in output.stdout.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    for line in table:
+        print("   " + line, flush=True)
+    return table
+
+
+def write_report(results, loadgen, micro, started, elapsed):
     zend = results[0]
     lines = [
         "# Benchmarks",
@@ -228,8 +245,8 @@ def write_report(results, loadgen, started, elapsed):
         "",
         "![requests/s and server CPU per request by server and load](Benchmarks/benchmarks.svg)",
         "",
-        "| server | load | requests/s | ratio | p99 latency µs | ratio | server CPU µs/request | ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| server | load | requests/s | ratio | p99 latency µs | ratio | server CPU µs/request | ratio | client CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         for label, _, _ in LOADS:
@@ -240,8 +257,12 @@ def write_report(results, loadgen, started, elapsed):
             lines.append(
                 f"| {result['name']} | {label} | {load['rps']:,.0f}{problem} | {ratio(load['rps'], reference['rps'])} "
                 f"| {load['latency_us']['p99']:,} | {ratio(load['latency_us']['p99'], reference['latency_us']['p99'])} "
-                f"| {cpu:.2f} | {ratio(cpu, reference['server_cpu_us_per_request'])} |")
+                f"| {cpu:.2f} | {ratio(cpu, reference['server_cpu_us_per_request'])} | {load['client_cpu_pct']:.0f}% |")
     lines += [
+        "",
+        "Reading it: where the client CPU column is near 100%, the one client thread was the limit, so "
+        "requests/s understates the faster server's lead; server CPU per request is the fair comparison "
+        "there. ⚠ marks a run with errors (listed below).",
         "",
         f"## Memory and start-up",
         "",
@@ -269,6 +290,15 @@ def write_report(results, loadgen, started, elapsed):
     ]
     for label, ours, theirs, cpu in loadgen:
         lines.append(f"| {label} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}× | {cpu}% |")
+    if micro:
+        lines += [
+            "",
+            "## Microbenchmarks: the framer and the answer path",
+            "",
+            "`Benchmarks/micro/run.sh` (ordo-one/benchmark with its malloc interposer): median time and "
+            "allocations per request (per line for the file parser), pure protocol code without I/O.",
+            "",
+        ] + micro
     problems = [(r["name"], label, r["loads"][label]["problem"]) for r in results for label in r["loads"]
                 if "problem" in r["loads"][label]]
     if problems:
@@ -334,11 +364,12 @@ def main():
     results = [run_server(name, command) for name, command in SERVERS]
     print("== load generator check", flush=True)
     loadgen = load_generator_check()
+    micro = microbenchmarks()
     with open(path("Benchmarks/results.json"), "w") as raw:
         json.dump({"started": started.isoformat(), "machine": machine_line(), "servers": results,
-                   "load_generator": loadgen}, raw, indent=1)
+                   "load_generator": loadgen, "microbenchmarks": micro}, raw, indent=1)
     write_plot(results)
-    write_report(results, loadgen, started, time.monotonic() - clock)
+    write_report(results, loadgen, micro, started, time.monotonic() - clock)
     print(f"wrote BENCHMARKS.md and Benchmarks/benchmarks.svg in {(time.monotonic() - clock) / 60:.1f} minutes")
 
 

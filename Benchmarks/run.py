@@ -205,6 +205,12 @@ def machine_line():
             f"Linux {platform.release()}, {swift}, Python {platform.python_version()}")
 
 
+def total_minutes():
+    """Minutes since run.sh started (builds included), if it said when."""
+    started = os.environ.get("ZEND_BENCH_STARTED")
+    return f"{(time.time() - int(started)) / 60:.1f}" if started else "?"
+
+
 def ratio(value, reference):
     if value is None or not reference:
         return "–"
@@ -233,8 +239,8 @@ def write_report(results, loadgen, micro, started, elapsed):
     lines = [
         "# Benchmarks",
         "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC by `Benchmarks/run.sh` in {elapsed / 60:.1f} minutes on "
-        f"{machine_line()}.",
+        f"Run {started:%Y-%m-%d %H:%M} UTC by `Benchmarks/run.sh` ({total_minutes()} minutes with the release "
+        f"builds; {elapsed / 60:.1f} minutes measuring) on {machine_line()}.",
         "",
         f"Each server runs pinned to CPU {SERVER_CPU} with one thread (zend `--threads 1`, SwiftNIO one event "
         f"loop); the client, `zen bench`, runs pinned to CPU {CLIENT_CPU}. Each load point: {WARMUP} s warm-up, "

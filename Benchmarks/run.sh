@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup
 command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is needed" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || echo "run.sh: warning: fewer than 2 CPUs; server and client will share one" >&2
+# run.py reports the whole time, builds included.
+export ZEND_BENCH_STARTED=$(date +%s)
 echo "== building (release)"
 swift build -c release --product zend
 swift build -c release --product zen

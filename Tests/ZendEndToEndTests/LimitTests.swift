@@ -54,13 +54,13 @@ extension EndToEnd {
             #expect(ticksAfter - ticksBefore < 50)
         }
 
-        @Test("running out of file descriptors (EMFILE) closes new clients without spinning")
-        func outOfDescriptors() throws {
+        @Test("running out of file descriptors (EMFILE) closes new clients without spinning", arguments: [1, 2])
+        func outOfDescriptors(threads: Int) throws {
             let directory = Paths.scratchDirectory("emfile")
             defer { Paths.remove(directory) }
             let log = directory + "/zend.log"
             let child = try ChildProcess("/usr/bin/prlimit", ["--nofile=32:32", Paths.product("zend"),
-                                                             "--listen", "127.0.0.1:0", "--threads", "1",
+                                                             "--listen", "127.0.0.1:0", "--threads", "\(threads)",
                                                              "--max-connections", "1000"],
                                          stdout: log, stderr: log)
             defer { child.stop() }

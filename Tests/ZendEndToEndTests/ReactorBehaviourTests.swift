@@ -52,16 +52,26 @@ extension EndToEnd {
             #expect(modifies.isEmpty, "EPOLLOUT armed \(modifies.count) times")
         }
 
-        @Test("EPOLLOUT is armed only once the kernel's send buffer is full")
+        @Test("an idle zend sleeps: no timer ticks, no polling, not one syscall returns in 1.5 s")
+        func idleSleeps() throws {
+            let zend = try ZendServer(["--threads", "2"])
+            let client = try zend.connect()  // an idle connection: its idle timeout is a minute away
+            #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            let trace = try traced(zend, calls: "all") { usleep(1_500_000) }
+            let completed = trace.filter { !$0.contains("<unfinished ...>") && !$0.contains("<detached ...>") }
+            #expect(completed.isEmpty, "\(completed.prefix(5))")
+        }
+
+        @Test("EPOLLOUT is armed only once the kernel's send buffer is full; after backpressure every answer arrives")
         func outputArmedWhenFull() throws {
             let zend = try ZendServer(["--threads", "1"])
             let client = try zend.connect(receiveBuffer: 4096)
             let trace = try traced(zend, calls: "epoll_ctl") {
                 client.send(String(repeating: "?", count: 200_000), timeout: .seconds(2))
                 usleep(200_000)
-                // Reading it all makes zend finish: every answer arrives.
-                let expected = 200_000 * unknownAnswer.utf8.count
-                #expect(client.receive(count: expected, timeout: .seconds(20)).count == expected)
+                // Reading it all makes zend resume: every answer arrives, in order, intact.
+                let expected = Array(String(repeating: unknownAnswer, count: 200_000).utf8)
+                #expect(client.receive(count: expected.count, timeout: .seconds(20)) == expected)
             }
             #expect(trace.filter { $0.contains("EPOLL_CTL_MOD") && $0.contains("EPOLLOUT") }.count == 1)
         }

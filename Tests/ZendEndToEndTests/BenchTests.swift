@@ -99,6 +99,21 @@ extension EndToEnd {
             #expect(pipelined.output.contains("does not frame pipelined requests"))
         }
 
+        @Test("zen bench loads a unix socket and prints a readable report")
+        func unixSocket() throws {
+            let directory = Paths.scratchDirectory("benchunix")
+            defer { Paths.remove(directory) }
+            let path = directory + "/zend.sock"
+            let zend = try ZendServer([], listen: ["unix:\(path)"])
+            defer { zend.stop() }
+            let result = try bench(["--unix", path, "-c", "3", "-P", "2", "-n", "3000", "--threads", "2"])
+            #expect(result.code == 0, "\(result.output)")
+            #expect(result.output.contains("zen bench: unix:\(path), 3 connections, pipeline 2, 2 threads"))
+            #expect(result.output.contains("requests     3000 answered (0 errors, 0 mismatches)"))
+            #expect(result.output.contains("latency µs   p50 "))
+            #expect(result.output.contains("client CPU"))
+        }
+
         @Test("a server that is down is an error, not a hang")
         func serverDown() throws {
             let port = try freePort()

@@ -113,3 +113,19 @@ public final class TestClient: @unchecked Sendable {
         return poll(&entry, 1, milliseconds) > 0
     }
 }
+
+extension TestClient {
+    /// Connects to 127.0.0.1:`port`, retrying until a server listens there (for servers
+    /// that log nothing useful to wait for, or are started on the first connection).
+    public static func connecting(port: UInt16, timeout: Duration = .seconds(10)) throws -> TestClient {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                return try TestClient(port: port)
+            } catch {
+                if ContinuousClock.now >= deadline { throw error }
+                usleep(20_000)
+            }
+        }
+    }
+}

@@ -39,15 +39,6 @@ extension EndToEnd {
                            expectListening: false)
         }
 
-        private func connect(_ port: UInt16) throws -> TestClient {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while true {
-                if let client = try? TestClient(port: port) { return client }
-                if ContinuousClock.now > deadline { throw Failure("zend did not start listening on \(port)") }
-                usleep(20_000)
-            }
-        }
-
         @Test("entries carry MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_*, MESSAGE_ID and metadata as valid field names")
         func fields() throws {
             let directory = Paths.scratchDirectory("journal")
@@ -56,12 +47,12 @@ extension EndToEnd {
             let journal = try NotifyListener(path: directory + "/journal/socket")
             let port = try freePort()
             let zend = try zendWithJournal(directory, port: port, ["--log-level", "debug", "--max-request-bytes", "64"])
-            let client = try connect(port)
+            let client = try TestClient.connecting(port: port)
             journal.collect()
             #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
             client.shutdownWrite()
             _ = client.receiveToEnd()
-            let rude = try connect(port)
+            let rude = try TestClient.connecting(port: port)
             rude.send(String(repeating: "x", count: 100))
             _ = rude.receiveToEnd()
             journal.collect()
@@ -122,7 +113,7 @@ extension EndToEnd {
             let journal = try NotifyListener(path: directory + "/journal/socket")
             let port = try freePort()
             let zend = try zendWithJournal(directory, port: port, ["--log-level", "debug"])
-            _ = try connect(port)
+            _ = try TestClient.connecting(port: port)
             // The socket queue holds a handful of datagrams; then sd_journal_sendv blocks,
             // as it does while journald is stopped. Clients must not notice.
             var worst = 0.0

@@ -93,14 +93,9 @@ extension EndToEnd {
             let zend = try ZendServer([], listen: [], environment: environment([:]),
                                       launcher: ["/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "--fdname=zen"],
                                       expectListening: false)
-            var first: TestClient?
-            let deadline = ContinuousClock.now + .seconds(10)
-            while first == nil, ContinuousClock.now < deadline {
-                first = try? TestClient(port: port)
-                if first == nil { usleep(20_000) }
-            }
+            let first = try TestClient.connecting(port: port)
             // The connection that woke the activator is answered by the zend it started.
-            #expect(try #require(first).ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            #expect(first.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
             try zend.waitForLog("listening on 127.0.0.1:\(port) (zen, from systemd)")
             #expect(try TestClient(port: port).ask("Explicit is better than?", expecting: "Implicit.") == "Implicit.")
         }
@@ -111,13 +106,7 @@ extension EndToEnd {
             let activator = try ZendServer([], listen: [], environment: environment([:]),
                                            launcher: ["/usr/bin/systemd-socket-activate", "--accept", "-l", "127.0.0.1:\(port)"],
                                            expectListening: false)
-            var client: TestClient?
-            let deadline = ContinuousClock.now + .seconds(10)
-            while client == nil, ContinuousClock.now < deadline {
-                client = try? TestClient(port: port)
-                if client == nil { usleep(20_000) }
-            }
-            let connection = try #require(client)
+            let connection = try TestClient.connecting(port: port)
             #expect(connection.ask("Beautiful is better than?", expecting: "Ugly.") == "Ugly.")
             connection.send("Explicit is better than?Simple is better than?")
             connection.shutdownWrite()
@@ -138,13 +127,7 @@ extension EndToEnd {
             let activator = try ZendServer(["--idle-timeout", "0.5"], listen: [], environment: environment([:]),
                                            launcher: ["/usr/bin/systemd-socket-activate", "--accept", "-l", "127.0.0.1:\(port)"],
                                            expectListening: false)
-            var client: TestClient?
-            let deadline = ContinuousClock.now + .seconds(10)
-            while client == nil, ContinuousClock.now < deadline {
-                client = try? TestClient(port: port)
-                if client == nil { usleep(20_000) }
-            }
-            let silent = try #require(client)
+            let silent = try TestClient.connecting(port: port)
             var end: TestClient.ReadEnd = .timeout
             let elapsed = milliseconds { end = silent.receiveToEnd(timeout: .seconds(5)).end }
             #expect(end == .endOfFile)
@@ -264,13 +247,7 @@ extension EndToEnd {
                                          environment: environment([:]), stderrDescriptor: writer)
             writer.close()
             defer { child.stop() }
-            var connected: TestClient?
-            let deadline = ContinuousClock.now + .seconds(10)
-            while connected == nil, ContinuousClock.now < deadline {
-                connected = try? TestClient(port: port)
-                if connected == nil { usleep(20_000) }
-            }
-            _ = try #require(connected)
+            _ = try TestClient.connecting(port: port)
             // Each connection logs two debug lines: far more than the 64 KiB pipe and the
             // log queue (4,096 entries) hold together.
             var worst = 0.0
@@ -311,13 +288,8 @@ extension EndToEnd {
                 let child = try ChildProcess(Paths.product("zend"), ["--listen", "127.0.0.1:\(port)"],
                                              environment: environment(["JOURNAL_STREAM": stream]), stderr: log)
                 defer { child.stop() }
-                var client: TestClient?
-                let deadline = ContinuousClock.now + .seconds(10)
-                while client == nil, ContinuousClock.now < deadline {
-                    client = try? TestClient(port: port)
-                    if client == nil { usleep(20_000) }
-                }
-                #expect(try #require(client).ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+                let client = try TestClient.connecting(port: port)
+                #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
                 usleep(100_000)
                 let text = Paths.read(log)
                 #expect(text.contains("listening on"), "JOURNAL_STREAM=\(stream)")

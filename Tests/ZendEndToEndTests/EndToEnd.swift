@@ -53,3 +53,18 @@ func milliseconds(_ body: () throws -> Void) rethrows -> Double {
     let elapsed = ContinuousClock.now - start
     return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
 }
+
+/// `rounds` short connections, one question each; the slowest round trip in
+/// milliseconds and how many answers were wrong or missing.
+func shortConnections(port: UInt16, rounds: Int) throws -> (worst: Double, wrong: Int) {
+    var worst = 0.0
+    var wrong = 0
+    for round in 0 ..< rounds {
+        let client = try TestClient(port: port)
+        let (question, expected) = bookAnswers[round % 3]
+        var answer = ""
+        worst = max(worst, milliseconds { answer = client.ask(question, expecting: expected, timeout: .seconds(5)) })
+        if answer != expected { wrong += 1 }
+    }
+    return (worst, wrong)
+}

@@ -53,12 +53,12 @@ let package = Package(
         ]),
 
         .target(name: "TestSupport", dependencies: ["LinuxIO", "CZendShims"], path: "Tests/TestSupport"),
-        .testTarget(name: "ZenProtocolTests", dependencies: ["ZenProtocol"]),
+        .testTarget(name: "ZenProtocolTests", dependencies: ["ZenProtocol", "TestSupport"]),
         .testTarget(name: "LinuxIOTests", dependencies: ["LinuxIO", "TestSupport"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "ZenProtocol", "LinuxIO", "TestSupport"]),
         .testTarget(name: "ZenBenchTests", dependencies: ["ZenBench"]),
         .testTarget(name: "SystemdSupportTests", dependencies: [
-            "SystemdSupport", .product(name: "Logging", package: "swift-log"),
+            "SystemdSupport", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ZendEndToEndTests", dependencies: ["LinuxIO", "TestSupport"]),
     ],

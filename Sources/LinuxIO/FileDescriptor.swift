@@ -22,12 +22,6 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         try nonBlocking("read") { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
     }
 
-    /// Writes from `buffer`, returning how much the kernel took.
-    @inline(__always)
-    public func write(_ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
-        try nonBlocking("write") { Glibc.write(rawValue, buffer.baseAddress, buffer.count) }
-    }
-
     /// Writes all of `buffer`, blocking as needed (for blocking descriptors only).
     public func writeAll(_ buffer: UnsafeRawBufferPointer) throws(SystemError) {
         var offset = 0
@@ -56,21 +50,11 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// True if the descriptor is open in this process.
-    public var isOpen: Bool { fcntl(rawValue, F_GETFD) != -1 }
-
     /// Opens `path` read-only and returns its whole contents.
     public static func readFile(_ path: String) throws(SystemError) -> [UInt8] {
-        let fd = try retryingInterrupts("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
-        defer { _ = Glibc.close(fd) }
-        var contents: [UInt8] = []
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 1)
-        defer { chunk.deallocate() }
-        while true {
-            let count = try retryingInterrupts("read(\(path))") { Glibc.read(fd, chunk.baseAddress, chunk.count) }
-            if count == 0 { return contents }
-            contents.append(contentsOf: chunk[0 ..< count])
-        }
+        let fd = FileDescriptor(rawValue: try retryingInterrupts("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) })
+        defer { fd.close() }
+        return try fd.readToEnd()
     }
 }
 

@@ -97,14 +97,6 @@ public enum Signals {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    /// Restores the default action for `signals` and unblocks them.
-    public static func unblock(_ signals: [Int32]) {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for signal in signals { sigaddset(&set, signal) }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    }
-
     /// Ignores `SIGPIPE`: a write to a reset peer must be an error, not death.
     public static func ignoreBrokenPipe() {
         signal(SIGPIPE, SIG_IGN)
@@ -129,11 +121,14 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
 
     /// This instant plus `duration`, saturating at the end of time instead of overflowing.
     public func advanced(by duration: Duration) -> MonotonicInstant {
-        let (seconds, attoseconds) = duration.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (sum, overflow2) = nanoseconds.addingReportingOverflow(scaled)
-        let (total, overflow3) = sum.addingReportingOverflow(attoseconds / 1_000_000_000)
-        return MonotonicInstant(nanoseconds: overflow || overflow2 || overflow3 ? .max : total)
+        MonotonicInstant(nanoseconds: Self.deadline(nanoseconds, plus: duration))
+    }
+
+    /// `start` nanoseconds plus `duration`, saturating instead of overflowing.
+    @inline(__always)
+    public static func deadline(_ start: Int64, plus duration: Duration) -> Int64 {
+        let (sum, overflow) = start.addingReportingOverflow(duration.nanoseconds)
+        return overflow ? .max : sum
     }
 
     /// Microseconds since boot, as systemd's `MONOTONIC_USEC=` wants.
@@ -173,6 +168,18 @@ public enum ProcessFacts {
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating (monotonic deadlines are kept in nanoseconds).
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : scaled.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+    }
+
+    /// Whole milliseconds (for poll and epoll timeouts), clamped to `Int32`.
+    public var milliseconds: Int32 { Int32(clamping: nanoseconds / 1_000_000) }
 }
 
 private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)

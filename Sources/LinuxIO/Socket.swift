@@ -136,22 +136,9 @@ extension FileDescriptor {
         }
     }
 
-    /// Reads an integer socket option.
-    public func option(_ level: Int32, _ name: Int32) throws(SystemError) -> Int32 {
-        var value: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        try retryingInterrupts("getsockopt") { getsockopt(rawValue, level, name, &value, &length) }
-        return value
-    }
-
     /// The address this socket is bound to.
     public func localAddress() throws(SystemError) -> SocketAddress? {
         try socketAddress("getsockname", Glibc.getsockname)
-    }
-
-    /// The address of the connected peer.
-    public func peerAddress() throws(SystemError) -> SocketAddress? {
-        try socketAddress("getpeername", Glibc.getpeername)
     }
 
     private func socketAddress(

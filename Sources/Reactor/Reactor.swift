@@ -613,7 +613,7 @@ final class Reactor {
     private func pauseAccepting(for duration: Duration, cause: SystemError) {
         logger.error("accepting paused", metadata: ["error": "\(cause)", "pause_ms": "\(duration.nanoseconds / 1_000_000)"])
         stopAccepting()
-        acceptResumeAt = Self.deadline(now, plus: duration)
+        acceptResumeAt = MonotonicInstant.deadline(now, plus: duration)
     }
 
     private static func makeSpareDescriptor() -> FileDescriptor? {
@@ -625,7 +625,7 @@ final class Reactor {
 
     private func expireTimeouts() {
         let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
-        while let slot = table.head(.idle), Self.deadline(table.slots[Int(slot)].lastActive, plus: quietPeriod) <= now {
+        while let slot = table.head(.idle), MonotonicInstant.deadline(table.slots[Int(slot)].lastActive, plus: quietPeriod) <= now {
             let connection = table.slots + Int(slot)
             if draining, connection.pointee.pendingOutput > 0 || connection.pointee.state.contains(.paused) {
                 // Still owed answers: quiet only because the client is slow to read.
@@ -634,7 +634,7 @@ final class Reactor {
             }
             close(slot, reason: draining ? "shutting down" : "idle timeout")
         }
-        while let slot = table.head(.linger), Self.deadline(table.slots[Int(slot)].lastActive, plus: configuration.lingerTimeout) <= now {
+        while let slot = table.head(.linger), MonotonicInstant.deadline(table.slots[Int(slot)].lastActive, plus: configuration.lingerTimeout) <= now {
             close(slot, reason: "request too long")
         }
         if let deadline = drainDeadline, now >= deadline {
@@ -665,9 +665,9 @@ final class Reactor {
             if let deadline, next == nil || deadline < next! { next = deadline }
         }
         let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
-        if let slot = table.head(.idle) { consider(Self.deadline(table.slots[Int(slot)].lastActive, plus: quietPeriod)) }
+        if let slot = table.head(.idle) { consider(MonotonicInstant.deadline(table.slots[Int(slot)].lastActive, plus: quietPeriod)) }
         if let slot = table.head(.linger) {
-            consider(Self.deadline(table.slots[Int(slot)].lastActive, plus: configuration.lingerTimeout))
+            consider(MonotonicInstant.deadline(table.slots[Int(slot)].lastActive, plus: configuration.lingerTimeout))
         }
         consider(drainDeadline)
         consider(acceptResumeAt)
@@ -697,19 +697,12 @@ final class Reactor {
             draining = true
             stopAccepting()
             acceptResumeAt = nil
-            drainDeadline = Self.deadline(now, plus: configuration.drainTimeout)
+            drainDeadline = MonotonicInstant.deadline(now, plus: configuration.drainTimeout)
             logger.debug("draining", metadata: ["connections": "\(table.count)"])
             control.acceptingStopped.store(true, ordering: .releasing)
             notifySupervisor()
         }
         return commands.stop
-    }
-
-    /// `start` plus `duration`, saturating instead of overflowing.
-    @inline(__always)
-    private static func deadline(_ start: Int64, plus duration: Duration) -> Int64 {
-        let (sum, overflow) = start.addingReportingOverflow(duration.nanoseconds)
-        return overflow ? .max : sum
     }
 
     private static func roundUp(_ value: Int, to multiple: Int) -> Int {

@@ -31,12 +31,3 @@ public struct ReactorConfiguration: Sendable {
         return Int(min(available, UInt64(maxConnectionsLimit)))
     }
 }
-
-extension Duration {
-    /// Whole nanoseconds (saturating), for monotonic arithmetic.
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : scaled.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
-    }
-}

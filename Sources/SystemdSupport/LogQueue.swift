@@ -63,8 +63,7 @@ public final class LogQueue: Sendable {
         state.withLock { $0.finishing = true }
         wakeup.signal()
         var entry = pollfd(fd: finished.fd.rawValue, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        if poll(&entry, 1, milliseconds) > 0 {
+        if poll(&entry, 1, timeout.milliseconds) > 0 {
             thread.withLock { $0 }?.join()
         }
     }

@@ -120,7 +120,7 @@ public enum Bench {
             }
         }
         if case .duration(let duration) = configuration.length {
-            report.seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            report.seconds = Double(duration.nanoseconds) / 1e9
         } else if last > first {
             report.seconds = Double(last - first) / 1e9
         }

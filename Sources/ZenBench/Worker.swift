@@ -73,8 +73,8 @@ final class Worker {
             usleep(200)
             start = shared.start.load(ordering: .acquiring)
         }
-        warmupEnd = start + configuration.warmup.nanosecondsValue
-        if case .duration(let duration) = configuration.length { end = warmupEnd + duration.nanosecondsValue }
+        warmupEnd = start + configuration.warmup.nanoseconds
+        if case .duration(let duration) = configuration.length { end = warmupEnd + duration.nanoseconds }
         now = MonotonicInstant.now().nanoseconds
         lastAlive = now
         for slot in connections.indices where connections[slot].fd >= 0 { sendMore(slot) }
@@ -82,7 +82,7 @@ final class Worker {
         let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: 256)
         defer { events.deallocate() }
         var nextStallCheck = now + 100_000_000
-        let drainLimit = configuration.timeout.nanosecondsValue
+        let drainLimit = configuration.timeout.nanoseconds
         while true {
             if !stopping, now >= end || (budget ?? 1) == 0 { stopping = true }
             if stopping {
@@ -139,7 +139,7 @@ final class Worker {
     /// Every 100 ms: fails connections that stopped getting answers, reopens failed ones,
     /// and ends the run if none could be kept open for the whole timeout.
     private func checkStalls() {
-        let limit = configuration.timeout.nanosecondsValue
+        let limit = configuration.timeout.nanoseconds
         var open = 0
         for slot in connections.indices {
             let connection = connections[slot]
@@ -260,13 +260,5 @@ final class Worker {
     private func questionText(_ request: Int) -> String {
         let questions = configuration.workload.questions
         return String(decoding: questions[request % questions.count], as: UTF8.self)
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds.
-    var nanosecondsValue: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -9,7 +9,6 @@ import SystemdSupport
 struct LogSetup {
     let logger: Logger
     let queue: LogQueue
-    let usesJournal: Bool
 
     static func start(level: Logger.Level, target: LogTargetOption) -> LogSetup {
         var journal = (LogTarget(rawValue: target.rawValue) ?? .auto).usesJournal
@@ -28,7 +27,7 @@ struct LogSetup {
             exit(ExitCodes.osError)
         }
         LoggingSystem.bootstrap { _ in QueuedLogHandler(level: level, queue: queue) }
-        return LogSetup(logger: Logger(label: "zend"), queue: queue, usesJournal: journal)
+        return LogSetup(logger: Logger(label: "zend"), queue: queue)
     }
 
     /// Writes out what is queued (bounded wait) before the process exits.

@@ -1,4 +1,4 @@
-import Glibc
+import TestSupport
 import Logging
 import Testing
 @testable import SystemdSupport
@@ -65,8 +65,8 @@ struct JournalFieldsTests {
 
     @Test("the journald catalog explains every MESSAGE_ID")
     func catalog() throws {
-        let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-        let catalog = try String(decoding: FileReader.read("/" + path + "/systemd/zend.catalog"), as: UTF8.self)
+        let catalog = Paths.read(Paths.repository + "/systemd/zend.catalog")
+        #expect(!catalog.isEmpty, "systemd/zend.catalog is missing")
         for event in LifecycleEvent.allCases {
             #expect(catalog.contains("-- \(event.messageID)\n"), "\(event) missing from the catalog")
         }
@@ -82,21 +82,4 @@ struct ConsoleFormatTests {
         entry.nanoseconds = 5_000_000
         #expect(ConsoleBackend.format(entry) == "1970-01-01T00:00:00.005Z warning request too long client_address=127.0.0.1:5\n")
     }
-}
-
-/// Reads a file with plain libc (no Foundation in these tests).
-enum FileReader {
-    static func read(_ path: String) throws -> [UInt8] {
-        guard let file = fopen(path, "r") else { throw CatalogMissing(path: path) }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count == 0 { return bytes }
-            bytes += buffer[0 ..< count]
-        }
-    }
-
-    struct CatalogMissing: Error { var path: String }
 }

@@ -12,6 +12,9 @@ public enum Paths {
         return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
     }
 
+    /// The checkout's root directory (for files tests check: the man page, the catalog, …).
+    public static let repository = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+
     /// Path to a built product such as `zend` or `zen`.
     public static func product(_ name: String) -> String { products + "/" + name }
 

@@ -109,8 +109,7 @@ public final class TestClient: @unchecked Sendable {
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { return false }
         var entry = pollfd(fd: fd.rawValue, events: Int16(events), revents: 0)
-        let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
-        return poll(&entry, 1, milliseconds) > 0
+        return poll(&entry, 1, min(remaining.milliseconds + 1, 60_000)) > 0
     }
 }
 

@@ -91,14 +91,20 @@ public final class ZendServer: @unchecked Sendable {
     /// `LISTEN_PID` must be zend's own PID, so a shell sets it and then execs zend.
     public static let socketActivationLauncher = ["/bin/sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""]
 
-    /// The environment for passing `names.count` sockets with those names.
-    public static func socketActivationEnvironment(_ names: [String], extra: [String: String] = [:]) -> [String: String] {
+    /// This process's environment without anything systemd sets for a service
+    /// (`NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*`, `JOURNAL_STREAM`), plus `extra`.
+    public static func environment(_ extra: [String: String] = [:]) -> [String: String] {
         var environment = ChildProcess.currentEnvironment()
-        environment["LISTEN_FDS"] = "\(names.count)"
-        environment["LISTEN_FDNAMES"] = names.joined(separator: ":")
-        environment.removeValue(forKey: "NOTIFY_SOCKET")
-        for (key, value) in extra { environment[key] = value }
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM"] {
+            environment.removeValue(forKey: key)
+        }
+        environment.merge(extra) { $1 }
         return environment
+    }
+
+    /// The environment for passing `names.count` sockets with those names.
+    public static func socketActivationEnvironment(_ names: [String]) -> [String: String] {
+        environment(["LISTEN_FDS": "\(names.count)", "LISTEN_FDNAMES": names.joined(separator: ":")])
     }
 }
 

@@ -1,4 +1,4 @@
-import Glibc
+import TestSupport
 import Testing
 @testable import ZenProtocol
 
@@ -99,15 +99,7 @@ struct AphorismFileTests {
 struct ShippedAphorismFileTests {
     @Test("packaging/aphorisms.conf is exactly the rendered default table")
     func shippedFile() throws {
-        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-        guard let file = fopen(root + "/packaging/aphorisms.conf", "r") else {
-            Issue.record("packaging/aphorisms.conf is missing")
-            return
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while case let count = fread(&buffer, 1, buffer.count, file), count > 0 { bytes += buffer[0 ..< count] }
+        let bytes = Array(Paths.read(Paths.repository + "/packaging/aphorisms.conf").utf8)
         #expect(String(decoding: bytes, as: UTF8.self) == AphorismFile.render(AphorismTable.defaultEntries))
         let table = try AphorismFile.parse(bytes, name: "aphorisms.conf")
         #expect(table.count == 3)

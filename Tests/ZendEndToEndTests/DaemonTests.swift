@@ -230,8 +230,7 @@ extension EndToEnd.DaemonTests {
             .filter { $0.hasPrefix("--") && $0.count > 2 }
             .map { String($0.dropFirst(2).prefix { $0 != "=" && $0 != "<" }) })
         #expect(options.count >= 14, "\(options)")
-        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-        let page = Paths.read(root + "/packaging/zend.8")
+        let page = Paths.read(Paths.repository + "/packaging/zend.8")
         for option in options.sorted() {
             #expect(page.contains("Fl \\-\(option)"), "zend.8 does not describe --\(option)")
         }

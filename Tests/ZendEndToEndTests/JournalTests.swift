@@ -31,22 +31,34 @@ extension EndToEnd {
     /// zend runs in its own mount namespace with the test's directory over /run/systemd.
     @Suite("journald native protocol", .enabled(if: runningAsRoot, "needs root for a private mount namespace"))
     struct JournalTests {
-        /// A zend whose /run/systemd/journal/socket is `journal`, the test's socket.
-        private func zendWithJournal(_ directory: String, port: UInt16, _ arguments: [String]) throws -> ZendServer {
-            try ZendServer(["--listen", "127.0.0.1:\(port)", "--log-target", "journal"] + arguments, listen: [],
-                           launcher: ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                      "dir=$1; shift; mount --bind \"$dir\" /run/systemd && exec \"$@\"", "sh", directory],
-                           expectListening: false)
+        /// A zend whose /run/systemd/journal/socket is `journal`, the test's own socket.
+        private final class JournaledZend {
+            let directory = Paths.scratchDirectory("journal")
+            let journal: NotifyListener
+            let port: UInt16
+            let zend: ZendServer
+
+            init(_ arguments: [String]) throws {
+                mkdir(directory + "/journal", 0o755)
+                journal = try NotifyListener(path: directory + "/journal/socket")
+                port = try freePort()
+                zend = try ZendServer(["--listen", "127.0.0.1:\(port)", "--log-target", "journal"] + arguments, listen: [],
+                                      launcher: ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                                                 "dir=$1; shift; mount --bind \"$dir\" /run/systemd && exec \"$@\"",
+                                                 "sh", directory],
+                                      expectListening: false)
+            }
+
+            deinit {
+                zend.stop()
+                Paths.remove(directory)
+            }
         }
 
         @Test("entries carry MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_*, MESSAGE_ID and metadata as valid field names")
         func fields() throws {
-            let directory = Paths.scratchDirectory("journal")
-            defer { Paths.remove(directory) }
-            mkdir(directory + "/journal", 0o755)
-            let journal = try NotifyListener(path: directory + "/journal/socket")
-            let port = try freePort()
-            let zend = try zendWithJournal(directory, port: port, ["--log-level", "debug", "--max-request-bytes", "64"])
+            let rig = try JournaledZend(["--log-level", "debug", "--max-request-bytes", "64"])
+            let (journal, port, zend) = (rig.journal, rig.port, rig.zend)
             let client = try TestClient.connecting(port: port)
             journal.collect()
             #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
@@ -107,12 +119,8 @@ extension EndToEnd {
 
         @Test("a journal that does not read never stalls the reactor; dropped entries are reported once it drains")
         func blockedJournal() throws {
-            let directory = Paths.scratchDirectory("journal")
-            defer { Paths.remove(directory) }
-            mkdir(directory + "/journal", 0o755)
-            let journal = try NotifyListener(path: directory + "/journal/socket")
-            let port = try freePort()
-            let zend = try zendWithJournal(directory, port: port, ["--log-level", "debug"])
+            let rig = try JournaledZend(["--log-level", "debug"])
+            let (journal, port) = (rig.journal, rig.port)
             _ = try TestClient.connecting(port: port)
             // The socket queue holds a handful of datagrams; then sd_journal_sendv blocks,
             // as it does while journald is stopped. Clients must not notice.
@@ -122,7 +130,6 @@ extension EndToEnd {
             let report = try #require(journal.waitFor("log messages were dropped", timeout: .seconds(20)))
             #expect(report.contains("MESSAGE_ID=b0c83045e6b94328b850f33ec17b7170"))
             #expect(report.contains("PRIORITY=4"))
-            zend.stop()
         }
     }
 
@@ -133,10 +140,9 @@ extension EndToEnd {
             let directory = Paths.scratchDirectory("watchdog")
             defer { Paths.remove(directory) }
             let notify = try NotifyListener(directory: directory)
-            var environment = ChildProcess.currentEnvironment()
-            environment["NOTIFY_SOCKET"] = notify.path
-            environment["WATCHDOG_USEC"] = "400000"
-            let zend = try ZendServer(["--threads", "2"], environment: environment)
+            let zend = try ZendServer(["--threads", "2"], environment: ZendServer.environment([
+                "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000",
+            ]))
             #expect(notify.waitFor("READY=1") != nil)
             usleep(500_000)
             #expect(notify.count("WATCHDOG=1") >= 2)

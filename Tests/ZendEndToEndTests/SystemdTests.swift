@@ -10,15 +10,6 @@ let runningAsRoot = getuid() == 0
 extension EndToEnd {
     @Suite("systemd integration without systemd: sd_notify, passed sockets, logging")
     struct SystemdTests {
-        private func environment(_ extra: [String: String]) -> [String: String] {
-            var environment = ChildProcess.currentEnvironment()
-            for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM"] {
-                environment.removeValue(forKey: key)
-            }
-            for (key, value) in extra { environment[key] = value }
-            return environment
-        }
-
         @Test("sd_notify: READY with STATUS, STATUS updates, RELOADING with MONOTONIC_USEC then READY, WATCHDOG cadence, STOPPING")
         func notifySequence() throws {
             let directory = Paths.scratchDirectory("notify")
@@ -26,7 +17,7 @@ extension EndToEnd {
             let file = directory + "/aphorisms.conf"
             Paths.write("Beautiful is better than? Ugly.\n", to: file)
             let notify = try NotifyListener(directory: directory)
-            let zend = try ZendServer(["--aphorisms", file], environment: environment([
+            let zend = try ZendServer(["--aphorisms", file], environment: ZendServer.environment([
                 "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "300000",
             ]))
             let ready = try #require(notify.waitFor("READY=1"))
@@ -79,7 +70,7 @@ extension EndToEnd {
             defer { occupied.close() }
             let port = try #require(try occupied.localAddress()?.port)
             let result = try runCommand(Paths.product("zend"), ["--listen", "127.0.0.1:\(port)"],
-                                        environment: environment(["NOTIFY_SOCKET": notify.path]))
+                                        environment: ZendServer.environment(["NOTIFY_SOCKET": notify.path]))
             #expect(result.code == 69)
             let message = try #require(notify.waitFor("ERRNO=", timeout: .seconds(2)))
             #expect(message.contains("ERRNO=\(EADDRINUSE)"))
@@ -90,7 +81,7 @@ extension EndToEnd {
         @Test("socket activation with systemd-socket-activate: the first connect starts zend, which serves the passed listener")
         func systemdSocketActivate() throws {
             let port = try freePort()
-            let zend = try ZendServer([], listen: [], environment: environment([:]),
+            let zend = try ZendServer([], listen: [], environment: ZendServer.environment(),
                                       launcher: ["/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "--fdname=zen"],
                                       expectListening: false)
             let first = try TestClient.connecting(port: port)
@@ -103,7 +94,7 @@ extension EndToEnd {
         @Test("Accept=yes with systemd-socket-activate --accept: one zend per connection, serving it then exiting")
         func acceptMode() throws {
             let port = try freePort()
-            let activator = try ZendServer([], listen: [], environment: environment([:]),
+            let activator = try ZendServer([], listen: [], environment: ZendServer.environment(),
                                            launcher: ["/usr/bin/systemd-socket-activate", "--accept", "-l", "127.0.0.1:\(port)"],
                                            expectListening: false)
             let connection = try TestClient.connecting(port: port)
@@ -124,7 +115,7 @@ extension EndToEnd {
         @Test("Accept=yes: a passed client that never sends a byte is closed at the idle timeout")
         func acceptModeSilentClient() throws {
             let port = try freePort()
-            let activator = try ZendServer(["--idle-timeout", "0.5"], listen: [], environment: environment([:]),
+            let activator = try ZendServer(["--idle-timeout", "0.5"], listen: [], environment: ZendServer.environment(),
                                            launcher: ["/usr/bin/systemd-socket-activate", "--accept", "-l", "127.0.0.1:\(port)"],
                                            expectListening: false)
             let silent = try TestClient.connecting(port: port)
@@ -143,7 +134,7 @@ extension EndToEnd {
             Paths.write("Beautiful is better than? Ugly.\n", to: file)
             let notify = try NotifyListener(directory: directory)
             let zend = try ZendServer(["--threads", "2", "--drain-timeout", "3", "--aphorisms", file],
-                                      environment: environment(["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "300000"]))
+                                      environment: ZendServer.environment(["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "300000"]))
             #expect(notify.waitFor("READY=1") != nil)
             // A client that never reads keeps one reactor busy for the whole drain.
             let stuck = try zend.connect(receiveBuffer: 4096)
@@ -244,7 +235,7 @@ extension EndToEnd {
             defer { Paths.remove(directory) }
             let port = try freePort()
             let child = try ChildProcess(Paths.product("zend"), ["--listen", "127.0.0.1:\(port)", "--log-level", "debug"],
-                                         environment: environment([:]), stderrDescriptor: writer)
+                                         environment: ZendServer.environment(), stderrDescriptor: writer)
             writer.close()
             defer { child.stop() }
             _ = try TestClient.connecting(port: port)
@@ -280,7 +271,7 @@ extension EndToEnd {
             for (stream, log, expectConsole) in [(matching, matchingLog, false), ("1:2", otherLog, true)] {
                 let port = try freePort()
                 let child = try ChildProcess(Paths.product("zend"), ["--listen", "127.0.0.1:\(port)"],
-                                             environment: environment(["JOURNAL_STREAM": stream]), stderr: log)
+                                             environment: ZendServer.environment(["JOURNAL_STREAM": stream]), stderr: log)
                 defer { child.stop() }
                 let client = try TestClient.connecting(port: port)
                 #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")

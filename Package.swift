@@ -17,13 +17,15 @@ let package = Package(
     targets: [
         // Pure protocol: framing, the aphorism table and its file format. No I/O.
         .target(name: "ZenProtocol"),
+        // The log events that carry a journal MESSAGE_ID, shared by the reactor and the systemd glue.
+        .target(name: "LogEvents", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // The few Linux calls Swift's Glibc module does not export.
         .target(name: "CZendShims"),
         // Thin typed wrappers over the syscalls zend uses.
         .target(name: "LinuxIO", dependencies: ["CZendShims"]),
         // The edge-triggered epoll reactor and its connection table.
         .target(name: "Reactor", dependencies: [
-            "LinuxIO", "ZenProtocol",
+            "LinuxIO", "ZenProtocol", "LogEvents",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // libsystemd, found through pkg-config.
@@ -34,11 +36,11 @@ let package = Package(
         ),
         // sd_notify, passed file descriptors, journald logging.
         .target(name: "SystemdSupport", dependencies: [
-            "CSystemd", "LinuxIO",
+            "CSystemd", "LinuxIO", "LogEvents",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "zend", dependencies: [
-            "Reactor", "SystemdSupport", "ZenProtocol", "LinuxIO", "CZendShims",
+            "Reactor", "SystemdSupport", "ZenProtocol", "LinuxIO", "CZendShims", "LogEvents",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,7 +60,7 @@ let package = Package(
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "ZenProtocol", "LinuxIO", "TestSupport"]),
         .testTarget(name: "ZenBenchTests", dependencies: ["ZenBench"]),
         .testTarget(name: "SystemdSupportTests", dependencies: [
-            "SystemdSupport", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "SystemdSupport", "LogEvents", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ZendEndToEndTests", dependencies: ["LinuxIO", "TestSupport"]),
     ],

@@ -21,14 +21,19 @@ public struct Epoll: ~Copyable {
 
     /// The epoll descriptor.
     public let fd: FileDescriptor
+    /// Where `epoll_wait` writes: owned here, so `epoll_event` never leaves this file.
+    private let events: UnsafeMutableBufferPointer<epoll_event>
 
-    public init() throws(SystemError) {
+    /// A new epoll instance returning at most `capacity` events per `wait`.
+    public init(capacity: Int = 256) throws(SystemError) {
         let raw = try retryingInterrupts("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         fd = FileDescriptor(rawValue: raw)
+        events = .allocate(capacity: max(capacity, 1))
     }
 
     deinit {
         fd.close()
+        events.deallocate()
     }
 
     /// Starts watching `target` for `events`; `data` comes back with each event.
@@ -54,14 +59,39 @@ public struct Epoll: ~Copyable {
         try retryingInterrupts(call) { epoll_ctl(fd.rawValue, operation, target.rawValue, &event) }
     }
 
-    /// Waits up to `timeout` milliseconds (-1: forever) and fills `events`; returns how many.
+    /// Waits up to `timeout` milliseconds (-1: forever) for events; `EINTR` is an empty result.
+    /// The result reads this poller's own buffer, so it is valid until the next `wait`.
     @inline(__always)
-    public func wait(into events: UnsafeMutableBufferPointer<epoll_event>, timeout: Int32) throws(SystemError) -> Int {
+    public func wait(timeout: Int32) throws(SystemError) -> ReadyEvents {
         let count = epoll_wait(fd.rawValue, events.baseAddress, Int32(events.count), timeout)
         if count == -1 {
-            if errno == EINTR { return 0 }
+            if errno == EINTR { return ReadyEvents() }
             throw SystemError("epoll_wait", errno: errno)
         }
-        return Int(count)
+        return ReadyEvents(base: events.baseAddress, count: Int(count))
+    }
+
+    /// The events one `wait` returned: each the `data` given at registration and what is ready.
+    public struct ReadyEvents: RandomAccessCollection {
+        @usableFromInline let base: UnsafeMutablePointer<epoll_event>?
+        public let count: Int
+
+        @usableFromInline init(base: UnsafeMutablePointer<epoll_event>?, count: Int) {
+            self.base = base
+            self.count = count
+        }
+
+        /// No events.
+        public init() {
+            self.init(base: nil, count: 0)
+        }
+
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { count }
+
+        @inlinable
+        public subscript(position: Int) -> (token: UInt64, events: Events) {
+            (base![position].data.u64, Events(rawValue: base![position].events))
+        }
     }
 }

@@ -11,6 +11,12 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "fd \(rawValue)" }
 
+    /// No descriptor: a placeholder for "not open".
+    public static let closed = FileDescriptor(rawValue: -1)
+
+    /// Descriptor 2.
+    public static let standardError = FileDescriptor(rawValue: 2)
+
     /// Closes the descriptor. `EINTR` is not retried: on Linux the fd is gone either way.
     public func close() {
         _ = Glibc.close(rawValue)
@@ -20,6 +26,26 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
     @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
         try nonBlocking("read") { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes once from `buffer`; `.wouldBlock` when a non-blocking descriptor is full.
+    @inline(__always)
+    public func write(_ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try nonBlocking("write") { Glibc.write(rawValue, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes all of `buffer`, waiting for room when the descriptor is non-blocking
+    /// (a non-blocking stderr can be inherited); for threads that may block.
+    public func writeAllWaiting(_ buffer: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < buffer.count {
+            switch try write(UnsafeRawBufferPointer(rebasing: buffer[offset...])) {
+            case .processed(let count): offset += count
+            case .wouldBlock:
+                var entry = pollfd(fd: rawValue, events: Int16(POLLOUT), revents: 0)
+                _ = try retryingInterrupts("poll") { poll(&entry, 1, -1) }
+            }
+        }
     }
 
     /// Writes all of `buffer`, blocking as needed (for blocking descriptors only).

@@ -1,3 +1,5 @@
+import LinuxIO
+
 /// A connection's readiness and lifecycle flags: the state machine as data you can print.
 struct ConnectionState: OptionSet, CustomStringConvertible {
     let rawValue: UInt16
@@ -44,7 +46,8 @@ enum TimeoutKind: UInt8 {
 /// Plain data (no references), so slots live in one raw array and the hot path
 /// touches them in place without reference counting.
 struct Connection {
-    var fd: Int32 = -1
+    /// The socket; `FileDescriptor.closed` marks a free slot.
+    var fd = FileDescriptor.closed
     /// Bumped at every close; epoll tokens carry it, so an event for a closed
     /// connection is never applied to a new one that reused the fd or the slot.
     var generation: UInt32 = 0
@@ -52,19 +55,17 @@ struct Connection {
     var timeout: TimeoutKind = .none
     var id: UInt64 = 0
 
-    var receive: UnsafeMutableRawPointer? = nil
-    var receiveStart: Int32 = 0
-    var receiveEnd: Int32 = 0
-    var send: UnsafeMutableRawPointer? = nil
-    var sendStart: Int32 = 0
-    var sendEnd: Int32 = 0
+    /// Received bytes not yet answered.
+    var input = BufferWindow()
+    /// Answers not yet sent.
+    var output = BufferWindow()
 
     var requests: UInt64 = 0
     var bytesReceived: UInt64 = 0
     var bytesSent: UInt64 = 0
-    /// Monotonic nanoseconds of the last byte in or out.
-    var lastActive: Int64 = 0
-    var opened: Int64 = 0
+    /// The last byte in or out (for the idle timeout).
+    var lastActive = MonotonicInstant.zero
+    var opened = MonotonicInstant.zero
 
     // Links of the timeout list this connection is on.
     var previous: Int32 = -1
@@ -72,9 +73,7 @@ struct Connection {
 
     var peer = PeerAddress()
 
-    var isOpen: Bool { fd >= 0 }
-    var pendingInput: Int { Int(receiveEnd - receiveStart) }
-    var pendingOutput: Int { Int(sendEnd - sendStart) }
+    var isOpen: Bool { fd.rawValue >= 0 }
 }
 
 /// The connection table: slots for up to `capacity` connections, reused through a free
@@ -140,7 +139,7 @@ struct ConnectionTable: ~Copyable {
 
     /// Puts the connection at the tail of `kind`'s list with `now` as its last activity,
     /// taking it off whatever list it was on.
-    mutating func touch(_ index: Int32, _ kind: TimeoutKind, now: Int64) {
+    mutating func touch(_ index: Int32, _ kind: TimeoutKind, now: MonotonicInstant) {
         let slot = slots + Int(index)
         slot.pointee.lastActive = now
         if slot.pointee.timeout == kind, tail(kind) == index { return }

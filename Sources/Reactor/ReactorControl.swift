@@ -35,8 +35,11 @@ final class SharedCounters: Sendable {
     }
 }
 
-/// The mailbox of one reactor: commands from other threads, the eventfd that wakes
-/// it, and the figures it publishes (heartbeat, requests served).
+/// The mailbox of one reactor: commands and handed-over connections from other
+/// threads, the eventfd that wakes it, and the figures it publishes.
+///
+/// Every figure has one writer (the reactor) except `load`, which a reactor that hands
+/// a connection over also raises; nothing here is written per request by another thread.
 final class ReactorControl: Sendable {
     struct Commands {
         var service: (any RequestProtocol)?
@@ -45,12 +48,28 @@ final class ReactorControl: Sendable {
         var stop = false
     }
 
+    /// A connection accepted by another reactor for this one to serve.
+    struct HandedOver {
+        var fd: FileDescriptor
+        var peer: PeerAddress
+    }
+
+    private struct Handovers {
+        var connections: [HandedOver] = []
+        var open = true
+    }
+
     let wakeup: EventFD
     private let pending = Mutex(Commands())
+    private let handovers = Mutex(Handovers())
     /// Bumped each time the reactor answers a ping: proof its loop is turning.
     let heartbeat = Atomic<UInt64>(0)
-    /// Requests answered by this reactor.
+    /// Requests answered by this reactor (published once per wakeup).
     let requestsServed = Atomic<UInt64>(0)
+    /// Connections this reactor has served, handed-over ones included.
+    let connectionsOpened = Atomic<UInt64>(0)
+    /// Connections open in this reactor or handed to it: what balancing compares.
+    let load = Atomic<Int>(0)
     /// Set once a draining reactor has taken the listeners out of its epoll set.
     let acceptingStopped = Atomic<Bool>(false)
     /// Set once the reactor's loop has returned.
@@ -71,6 +90,41 @@ final class ReactorControl: Sendable {
         pending.withLock { commands in
             let taken = commands
             commands = Commands()
+            return taken
+        }
+    }
+
+    /// Gives this reactor a connection another one accepted; false once it has stopped
+    /// taking them (its loop ended), and the caller keeps the connection.
+    func handOver(_ connection: HandedOver) -> Bool {
+        let wasEmpty: Bool? = handovers.withLock { handovers in
+            guard handovers.open else { return nil }
+            handovers.connections.append(connection)
+            return handovers.connections.count == 1
+        }
+        guard let wasEmpty else { return false }
+        load.wrappingAdd(1, ordering: .relaxed)
+        // One wake-up per batch: the reactor takes them all at once.
+        if wasEmpty { wakeup.signal() }
+        return true
+    }
+
+    /// Takes the connections handed over so far (reactor thread).
+    func takeHandedOver() -> [HandedOver] {
+        handovers.withLock { handovers in
+            guard !handovers.connections.isEmpty else { return [] }
+            let taken = handovers.connections
+            handovers.connections.removeAll(keepingCapacity: true)
+            return taken
+        }
+    }
+
+    /// Stops taking handed-over connections; returns those still queued, to be closed.
+    func closeHandovers() -> [HandedOver] {
+        handovers.withLock { handovers in
+            handovers.open = false
+            let taken = handovers.connections
+            handovers.connections = []
             return taken
         }
     }

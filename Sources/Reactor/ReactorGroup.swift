@@ -5,15 +5,23 @@ import Synchronization
 import ZenProtocol
 
 /// A listening socket the reactors share.
-public struct Listener: Sendable {
+public struct Listener: Sendable, CustomStringConvertible {
     /// The listening descriptor (non-blocking).
     public var fd: FileDescriptor
-    /// Where it listens, for logs and status lines.
+    /// Where it listens (`127.0.0.1:1060`, `unix:/run/zend.sock`), for status lines.
     public var address: String
+    /// The `FileDescriptorName=` of a socket systemd passed; nil for one zend opened.
+    public var passedName: String?
 
-    public init(fd: FileDescriptor, address: String) {
+    public init(fd: FileDescriptor, address: String, passedName: String?) {
         self.fd = fd
         self.address = address
+        self.passedName = passedName
+    }
+
+    /// The address, and where the socket came from when systemd passed it.
+    public var description: String {
+        passedName.map { "\(address) (\($0), from systemd)" } ?? address
     }
 }
 
@@ -38,6 +46,10 @@ public final class ReactorGroup: Sendable {
     /// Requests answered across all reactors.
     public var requestsServed: UInt64 {
         controls.reduce(0) { $0 + $1.requestsServed.load(ordering: .relaxed) }
+    }
+    /// Per reactor: connections it has served and requests it has answered.
+    public var perReactor: [(connections: UInt64, requests: UInt64)] {
+        controls.map { ($0.connectionsOpened.load(ordering: .relaxed), $0.requestsServed.load(ordering: .relaxed)) }
     }
     /// Number of reactors.
     public var count: Int { controls.count }
@@ -65,24 +77,26 @@ public final class ReactorGroup: Sendable {
         // Build every reactor before starting any thread, so a failure leaves nothing running.
         let group = self
         let notify: @Sendable () -> Void = { group.wakeup.signal() }
-        var reactors: [Reactor] = []
+        var handOffs: [ReactorHandOff] = []
         for index in 0 ..< count {
             let mine = connections.indices.filter { $0 % count == index }.map { connections[$0] }
-            reactors.append(try Reactor(index: index, listeners: listeners, adopting: mine, service: service,
-                                        configuration: configuration, shared: shared, control: controls[index],
-                                        notifySupervisor: notify, logger: logger))
+            handOffs.append(ReactorHandOff(try Reactor(
+                index: index, listeners: listeners, adopting: mine, service: service,
+                configuration: configuration, shared: shared, peers: controls,
+                notifySupervisor: notify, logger: logger)))
         }
         var started: [PosixThread] = []
-        for (index, reactor) in reactors.enumerated() {
-            let handOff = UncheckedTransfer(reactor)
+        for (index, handOff) in handOffs.enumerated() {
             let control = controls[index]
             let thread = try PosixThread.spawn(name: "zend-reactor-\(index)") {
-                do {
-                    try handOff.value.run()
-                } catch {
-                    group.failures.withLock { $0.append("reactor \(index): \(error)") }
+                // The reactor value moves to this thread, runs and ends here.
+                if var reactor = handOff.take() {
+                    do {
+                        try reactor.run()
+                    } catch {
+                        group.failures.withLock { $0.append("reactor \(index): \(error)") }
+                    }
                 }
-                handOff.release()
                 control.finished.store(true, ordering: .releasing)
                 group.wakeup.signal()
             }
@@ -134,10 +148,9 @@ public final class ReactorGroup: Sendable {
 }
 
 /// Moves a reactor to the thread that will own it; nothing else touches it afterwards.
-private final class UncheckedTransfer<Value: AnyObject>: @unchecked Sendable {
-    private var stored: Value?
-    init(_ value: Value) { stored = value }
-    var value: Value { stored! }
-    /// Drops the reference on the owning thread, so the reactor deinitializes there.
-    func release() { stored = nil }
+private final class ReactorHandOff: @unchecked Sendable {
+    private var reactor: Reactor?
+    init(_ reactor: consuming Reactor) { self.reactor = .some(reactor) }
+    /// The reactor, once (on the thread that runs it).
+    func take() -> Reactor? { reactor.take() }
 }

@@ -1,34 +1,22 @@
 import Glibc
+import LinuxIO
+import LogEvents
 import Logging
 
 /// Writes records as readable lines to a descriptor (stderr):
 /// `2026-11-25T14:16:11.123Z warning request too long client_address=127.0.0.1:5555`.
 public struct ConsoleBackend: LogBackend {
-    private let fd: Int32
+    private let fd: FileDescriptor
 
-    public init(fd: Int32 = 2) {
+    public init(fd: FileDescriptor = .standardError) {
         self.fd = fd
     }
 
     public func write(_ record: LogRecord) {
-        let line = Self.format(record)
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written == -1 && errno == EINTR {
-                    continue
-                } else if written == -1 && errno == EAGAIN {
-                    // An inherited non-blocking stderr: wait for room (this is the writer thread).
-                    var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&entry, 1, -1)
-                } else {
-                    return
-                }
-            }
+        // An inherited stderr may be non-blocking: this is the writer thread, so wait for room.
+        var line = Self.format(record)
+        line.withUTF8 { bytes in
+            try? fd.writeAllWaiting(UnsafeRawBufferPointer(bytes))
         }
     }
 

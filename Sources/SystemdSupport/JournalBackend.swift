@@ -1,5 +1,6 @@
 import CSystemd
 import Glibc
+import LogEvents
 import Logging
 
 /// Writes records to journald by its native protocol (`sd_journal_sendv`), with

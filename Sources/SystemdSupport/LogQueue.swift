@@ -1,5 +1,6 @@
 import Glibc
 import LinuxIO
+import LogEvents
 import Logging
 import Synchronization
 

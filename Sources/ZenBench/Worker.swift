@@ -8,7 +8,8 @@ import Synchronization
 /// in flight, every answer verified, every request's latency recorded.
 final class Worker {
     private struct Connection {
-        var fd: Int32 = -1
+        var fd = FileDescriptor.closed
+        var isOpen: Bool { fd.rawValue >= 0 }
         /// Requests sent and answered on this connection (since it was opened).
         var sent = 0
         var answered = 0
@@ -61,7 +62,7 @@ final class Worker {
         requests.deallocate()
         sentAt.deallocate()
         buffer.deallocate()
-        for connection in connections where connection.fd >= 0 { Glibc.close(connection.fd) }
+        for connection in connections where connection.isOpen { connection.fd.close() }
     }
 
     func run() -> WorkerResult {
@@ -77,26 +78,23 @@ final class Worker {
         if case .duration(let duration) = configuration.length { end = warmupEnd + duration.nanoseconds }
         now = MonotonicInstant.now().nanoseconds
         lastAlive = now
-        for slot in connections.indices where connections[slot].fd >= 0 { sendMore(slot) }
+        for slot in connections.indices where connections[slot].isOpen { sendMore(slot) }
 
-        let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: 256)
-        defer { events.deallocate() }
         var nextStallCheck = now + 100_000_000
         let drainLimit = configuration.timeout.nanoseconds
         while true {
             if !stopping, now >= end || (budget ?? 1) == 0 { stopping = true }
             if stopping {
-                let inFlight = connections.reduce(0) { $0 + ($1.fd >= 0 ? $1.sent - $1.answered : 0) }
+                let inFlight = connections.reduce(0) { $0 + ($1.isOpen ? $1.sent - $1.answered : 0) }
                 if inFlight == 0 || now >= (end == .max ? now : end) + drainLimit { break }
             }
             let wait = Int32(max(0, min(100, (end == .max ? 100 : (end - now) / 1_000_000 + 1))))
-            let count = (try? epoll.wait(into: events, timeout: wait)) ?? 0
+            let events = try? epoll.wait(timeout: wait)
             now = MonotonicInstant.now().nanoseconds
-            for position in 0 ..< count {
-                let slot = Int(events[position].data.u64)
-                let flags = events[position].events
-                if flags & EPOLLOUT.rawValue != 0 { flushPending(slot) }
-                if flags & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { receive(slot) }
+            for (token, flags) in events ?? Epoll.ReadyEvents() {
+                let slot = Int(token)
+                if flags.contains(.output) { flushPending(slot) }
+                if !flags.isDisjoint(with: [.input, .hangup, .error]) { receive(slot) }
             }
             if now >= nextStallCheck {
                 nextStallCheck = now + 100_000_000
@@ -117,7 +115,7 @@ final class Worker {
             }
             try fd.setNonBlocking(true)
             try epoll.add(fd, events: .input, data: UInt64(slot))
-            connections[slot].fd = fd.rawValue
+            connections[slot].fd = fd
             connections[slot].lastProgress = now
         } catch {
             fail(slot, "cannot connect to \(configuration.address): \(error)")
@@ -129,9 +127,9 @@ final class Worker {
     private func fail(_ slot: Int, _ problem: String, mismatch: Bool = false) {
         if mismatch { result.mismatches += 1 } else { result.errors += 1 }
         if result.firstProblem == nil { result.firstProblem = problem }
-        if connections[slot].fd >= 0 {
-            Glibc.close(connections[slot].fd)
-            connections[slot].fd = -1
+        if connections[slot].isOpen {
+            connections[slot].fd.close()
+            connections[slot].fd = .closed
         }
         connections[slot].reopenAt = now + 100_000_000
     }
@@ -143,7 +141,7 @@ final class Worker {
         var open = 0
         for slot in connections.indices {
             let connection = connections[slot]
-            if connection.fd >= 0 {
+            if connection.isOpen {
                 if connection.sent > connection.answered, now - connection.lastProgress > limit {
                     fail(slot, "no answer within \(configuration.timeout) on a connection with "
                          + "\(connection.sent - connection.answered) request(s) in flight")
@@ -153,7 +151,7 @@ final class Worker {
                 }
             } else if !stopping, connection.reopenAt > 0, now >= connection.reopenAt {
                 self.open(slot)
-                if connections[slot].fd >= 0 {
+                if connections[slot].isOpen {
                     open += 1
                     sendMore(slot)
                 }
@@ -176,29 +174,38 @@ final class Worker {
         for request in first ..< first + count { sentAt[base + request % configuration.pipeline] = now }
         connections[slot].sent += count
         if budget != nil { budget! -= count }
-        let written = Glibc.send(connections[slot].fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-        if written == bytes.count { return }
-        if written < 0 && errno != EAGAIN {
-            fail(slot, "send: \(SystemError("send", errno: errno))")
+        let written: Int
+        do {
+            switch try connections[slot].fd.send(UnsafeRawBufferPointer(bytes)) {
+            case .processed(let count): written = count
+            case .wouldBlock: written = 0
+            }
+        } catch {
+            fail(slot, "\(error)")
             return
         }
+        if written == bytes.count { return }
         // Short write: keep the rest and wait for room.
         connections[slot].pendingFirst = first
-        connections[slot].pendingOffset = max(written, 0)
+        connections[slot].pendingOffset = written
         connections[slot].pendingEnd = bytes.count
         connections[slot].wantsOutput = true
-        try? epoll.modify(FileDescriptor(rawValue: connections[slot].fd), events: [.input, .output], data: UInt64(slot))
+        try? epoll.modify(connections[slot].fd, events: [.input, .output], data: UInt64(slot))
     }
 
     private func flushPending(_ slot: Int) {
-        guard connections[slot].fd >= 0, connections[slot].wantsOutput else { return }
+        guard connections[slot].isOpen, connections[slot].wantsOutput else { return }
         let connection = connections[slot]
         let bytes = requests.slice(first: connection.pendingFirst,
                                    count: 0).baseAddress! // start of that batch
-        let written = Glibc.send(connection.fd, bytes + connection.pendingOffset,
-                                 connection.pendingEnd - connection.pendingOffset, Int32(MSG_NOSIGNAL))
-        if written < 0 {
-            if errno != EAGAIN { fail(slot, "send: \(SystemError("send", errno: errno))") }
+        let rest = UnsafeRawBufferPointer(start: bytes + connection.pendingOffset,
+                                          count: connection.pendingEnd - connection.pendingOffset)
+        let written: Int
+        do {
+            guard case .processed(let count) = try connection.fd.send(rest) else { return }
+            written = count
+        } catch {
+            fail(slot, "\(error)")
             return
         }
         connections[slot].pendingOffset += written
@@ -206,21 +213,24 @@ final class Worker {
             connections[slot].pendingOffset = 0
             connections[slot].pendingEnd = 0
             connections[slot].wantsOutput = false
-            try? epoll.modify(FileDescriptor(rawValue: connection.fd), events: .input, data: UInt64(slot))
+            try? epoll.modify(connection.fd, events: .input, data: UInt64(slot))
             sendMore(slot)
         }
     }
 
     private func receive(_ slot: Int) {
-        guard connections[slot].fd >= 0 else { return }
-        let count = Glibc.read(connections[slot].fd, buffer.baseAddress, buffer.count)
+        guard connections[slot].isOpen else { return }
+        let count: Int
+        do {
+            guard case .processed(let read) = try connections[slot].fd.read(into: buffer) else { return }
+            count = read
+        } catch {
+            fail(slot, "\(error)")
+            return
+        }
         if count == 0 {
             fail(slot, "the server closed a connection with \(connections[slot].sent - connections[slot].answered) "
                  + "request(s) in flight")
-            return
-        }
-        if count < 0 {
-            if errno != EAGAIN { fail(slot, "read: \(SystemError("read", errno: errno))") }
             return
         }
         let outcome = connections[slot].verifier.consume(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0 ..< count]))

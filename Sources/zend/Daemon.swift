@@ -1,5 +1,6 @@
 import Glibc
 import LinuxIO
+import LogEvents
 import Logging
 import Reactor
 import SystemdSupport
@@ -49,13 +50,13 @@ struct Daemon {
             return ExitCodes.software
         }
         for listener in endpoints.listeners {
-            logger.info("listening on \(listener.address)")
+            logger.info("listening on \(listener)")
         }
         if !endpoints.connections.isEmpty {
             logger.debug("serving \(endpoints.connections.count) connection(s) passed by systemd")
         }
         var supervisor = Supervisor(settings: settings, group: group, logger: logger, notifier: notifier,
-                                    listenerNames: endpoints.listeners.map(\.address),
+                                    listeners: endpoints.listeners,
                                     releaseListeners: closeListeners)
         let code = supervisor.run()
         group.join()
@@ -94,7 +95,7 @@ struct Daemon {
             switch socket.kind {
             case .listening:
                 let address = socket.address.map { "\($0)" } ?? "fd \(socket.fd.rawValue)"
-                endpoints.listeners.append(Listener(fd: socket.fd, address: "\(address) (\(socket.name), from systemd)"))
+                endpoints.listeners.append(Listener(fd: socket.fd, address: address, passedName: socket.name))
             case .connection:
                 endpoints.connections.append(socket.fd)
             }
@@ -108,7 +109,7 @@ struct Daemon {
                 let fd = try Socket.listen(on: address)
                 // Port 0 asks the kernel for a free port: report the one it chose.
                 let bound = (try? fd.localAddress()).flatMap { $0 } ?? address
-                endpoints.listeners.append(Listener(fd: fd, address: bound.description))
+                endpoints.listeners.append(Listener(fd: fd, address: bound.description, passedName: nil))
                 if case .unix(let path) = address { endpoints.ownedPaths.append(path) }
             } catch {
                 endpoints.closeListeners()

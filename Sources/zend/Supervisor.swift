@@ -1,6 +1,7 @@
 import CZendShims
 import Glibc
 import LinuxIO
+import LogEvents
 import Logging
 import Reactor
 import SystemdSupport
@@ -14,7 +15,7 @@ struct Supervisor {
     let group: ReactorGroup
     let logger: Logger
     let notifier: ServiceNotifier
-    let listenerNames: [String]
+    let listeners: [Listener]
     /// Called once every reactor has let go of the listeners during a drain.
     let releaseListeners: () -> Void
 
@@ -29,12 +30,12 @@ struct Supervisor {
     }
 
     init(settings: DaemonSettings, group: ReactorGroup, logger: Logger, notifier: ServiceNotifier,
-         listenerNames: [String], releaseListeners: @escaping () -> Void) {
+         listeners: [Listener], releaseListeners: @escaping () -> Void) {
         self.settings = settings
         self.group = group
         self.logger = logger
         self.notifier = notifier
-        self.listenerNames = listenerNames
+        self.listeners = listeners
         self.releaseListeners = releaseListeners
     }
 
@@ -64,7 +65,7 @@ struct Supervisor {
         lastStatus = statusLine()
         notifier.ready(status: lastStatus)
         logger.info("ready", metadata: LifecycleEvent.ready.metadata.merging([
-            "listeners": "\(listenerNames.count)",
+            "listeners": "\(listeners.count)",
             "aphorisms": "\(settings.table.count)",
             "threads": "\(group.count)",
             "max_connections": "\(settings.reactor.maxConnections)",
@@ -81,12 +82,9 @@ struct Supervisor {
         }
         try noteIdleness(idleTimer)
 
-        let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: 8)
-        defer { events.deallocate() }
         while true {
-            let count = try epoll.wait(into: events, timeout: -1)
-            for position in 0 ..< count {
-                switch Token(rawValue: events[position].data.u64) {
+            for (token, _) in try epoll.wait(timeout: -1) {
+                switch Token(rawValue: token) {
                 case .signals:
                     while let signal = signals.next() { handle(signal) }
                 case .reactors:
@@ -118,7 +116,12 @@ struct Supervisor {
                 let errors = group.errors
                 for error in errors { logger.critical("reactor failed: \(error)") }
                 guard errors.isEmpty else { return ExitCodes.software }
-                logger.info("stopped", metadata: ["requests": "\(group.requestsServed)"])
+                let perReactor = group.perReactor
+                logger.info("stopped", metadata: [
+                    "requests": "\(group.requestsServed)",
+                    "accepted_per_reactor": "\(perReactor.map { String($0.connections) }.joined(separator: ","))",
+                    "requests_per_reactor": "\(perReactor.map { String($0.requests) }.joined(separator: ","))",
+                ])
                 return 0
             }
             if !draining, !group.errors.isEmpty {
@@ -194,8 +197,8 @@ struct Supervisor {
 
     /// `STATUS=`: what a person checking `systemctl status zend` wants to know.
     private func statusLine() -> String {
-        let listening = listenerNames.isEmpty ? "one passed connection"
-            : listenerNames.map { String($0.prefix { $0 != " " }) }.joined(separator: ", ")
+        let listening = listeners.isEmpty ? "one passed connection"
+            : listeners.map(\.address).joined(separator: ", ")
         let state = draining ? "Draining" : "Serving"
         return "\(state) on \(listening): \(group.openConnections) connection(s), \(group.requestsServed) request(s) answered"
     }

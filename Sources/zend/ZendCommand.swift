@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import LinuxIO
+import LogEvents
 import Logging
 import Reactor
 import SystemdSupport

@@ -1,6 +1,9 @@
 import Glibc
 import Testing
+import LinuxIO
 @testable import Reactor
+
+private func instant(_ nanoseconds: Int) -> MonotonicInstant { MonotonicInstant(nanoseconds: Int64(nanoseconds)) }
 
 @Suite("Connection table")
 struct ConnectionTableTests {
@@ -8,7 +11,7 @@ struct ConnectionTableTests {
     func generationOnReuse() {
         var table = ConnectionTable(capacity: 4)
         let first = table.allocate()!
-        table.slots[Int(first)].fd = 7
+        table.slots[Int(first)].fd = FileDescriptor(rawValue: 7)
         let staleGeneration = table.slots[Int(first)].generation
         table.release(first)
         let second = table.allocate()!
@@ -33,9 +36,9 @@ struct ConnectionTableTests {
     func idleOrder() {
         var table = ConnectionTable(capacity: 8)
         let slots = (0 ..< 3).map { _ in table.allocate()! }
-        for (time, slot) in slots.enumerated() { table.touch(slot, .idle, now: Int64(time)) }
+        for (time, slot) in slots.enumerated() { table.touch(slot, .idle, now: instant(time)) }
         #expect(table.head(.idle) == slots[0])
-        table.touch(slots[0], .idle, now: 10)
+        table.touch(slots[0], .idle, now: instant(10))
         #expect(table.head(.idle) == slots[1])
         table.unlink(slots[1])
         #expect(table.head(.idle) == slots[2])
@@ -49,9 +52,9 @@ struct ConnectionTableTests {
     func lingerList() {
         var table = ConnectionTable(capacity: 8)
         let a = table.allocate()!, b = table.allocate()!
-        table.touch(a, .idle, now: 1)
-        table.touch(b, .idle, now: 2)
-        table.touch(a, .linger, now: 3)
+        table.touch(a, .idle, now: instant(1))
+        table.touch(b, .idle, now: instant(2))
+        table.touch(a, .linger, now: instant(3))
         #expect(table.head(.idle) == b)
         #expect(table.head(.linger) == a)
         #expect(table.slots[Int(a)].timeout == .linger)
@@ -72,6 +75,42 @@ struct BufferPoolTests {
         let c = pool.take()
         #expect(c == a)
         pool.give(c)
+    }
+}
+
+@Suite("Buffer window")
+struct BufferWindowTests {
+    @Test("a window holds no buffer until bytes are written, and gives it back once they are consumed")
+    func takeAndRelease() {
+        var pool = BufferPool(bufferSize: 64, keep: 4)
+        var window = BufferWindow()
+        #expect(window.buffer == nil && window.count == 0)
+        let space = window.reserve(from: &pool, minimumSpace: 16)
+        #expect(space.count == 64 && pool.inUse == 1)
+        space.copyBytes(from: Array("Simple?".utf8))
+        window.commit(7)
+        window.consume(3)
+        #expect(Array(window.bytes) == Array("ple?".utf8))
+        window.releaseIfEmpty(to: &pool)
+        #expect(pool.inUse == 1, "bytes still wait: the buffer stays")
+        window.consume(4)
+        window.releaseIfEmpty(to: &pool)
+        #expect(window.buffer == nil && pool.inUse == 0)
+    }
+
+    @Test("waiting bytes move to the front only when the free space falls below the minimum")
+    func compaction() {
+        var pool = BufferPool(bufferSize: 64, keep: 4)
+        var window = BufferWindow()
+        _ = window.reserve(from: &pool, minimumSpace: 16)
+        window.commit(60)
+        window.consume(58)
+        let roomy = window.reserve(from: &pool, minimumSpace: 4)
+        #expect(roomy.count == 4, "4 bytes free is enough: nothing moves")
+        let compacted = window.reserve(from: &pool, minimumSpace: 16)
+        #expect(compacted.count == 62 && window.count == 2)
+        window.release(to: &pool)
+        #expect(pool.inUse == 0)
     }
 }
 

@@ -1,5 +1,6 @@
-import TestSupport
+import LogEvents
 import Logging
+import TestSupport
 import Testing
 @testable import SystemdSupport
 

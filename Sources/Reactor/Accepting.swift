@@ -1,0 +1,220 @@
+import Glibc
+import LinuxIO
+import Logging
+
+/// Why a connection was closed (logged, and counted by reason).
+enum CloseReason: String {
+    case clientClosed = "closed by client"
+    case idleTimeout = "idle timeout"
+    case requestTooLong = "request too long"
+    case readFailed = "read failed"
+    case sendFailed = "send failed"
+    case epollFailed = "epoll_ctl failed"
+    case shuttingDown = "shutting down"
+    case drainTimeout = "drain timeout"
+    case reactorStopped = "reactor stopped"
+}
+
+/// Opening, balancing and closing connections.
+///
+/// Balance: `EPOLLEXCLUSIVE` wakes the reactors sharing a listener in a fixed order, so
+/// left alone the first idle one takes nearly every connection. A reactor that accepts
+/// while another holds fewer connections hands the new one to the least loaded (through
+/// its mailbox), and moves its own listener registrations to the back of the wake-up
+/// queue (nginx re-adds its listener the same way), so the next connection wakes
+/// another reactor first. This works as well for the single socket systemd passes.
+extension Reactor {
+    mutating func acceptConnections(from listener: Int) {
+        let fd = listeners[listener].fd
+        var handedOver = 0
+        while listening {
+            let result: IOResult<FileDescriptor>
+            do {
+                result = try fd.accept(peer: peerStorage)
+            } catch {
+                handleAcceptError(error, listener: listener)
+                break
+            }
+            guard case .processed(let client) = result else { break }
+            guard shared.reserveConnection() else {
+                client.close()
+                noteRejection()
+                continue
+            }
+            let peer = PeerAddress(peerStorage)
+            if let target = lessLoadedPeer(), target.handOver(.init(fd: client, peer: peer)) {
+                handedOver += 1
+                continue
+            }
+            control.load.wrappingAdd(1, ordering: .relaxed)
+            open(client, peer: peer)
+        }
+        if handedOver > 0 { requeueListeners() }
+    }
+
+    /// Another reactor holding fewer connections than this one, the least loaded; nil when
+    /// this one is among the least loaded.
+    @inline(__always)
+    private func lessLoadedPeer() -> ReactorControl? {
+        guard peers.count > 1 else { return nil }
+        var best: ReactorControl? = nil
+        var lowest = control.load.load(ordering: .relaxed)
+        for peer in peers where peer !== control {
+            let load = peer.load.load(ordering: .relaxed)
+            if load < lowest {
+                lowest = load
+                best = peer
+            }
+        }
+        return best
+    }
+
+    /// Starts serving an accepted or handed-over connection (already counted in
+    /// `shared` and in this reactor's load).
+    mutating func open(_ fd: FileDescriptor, peer: PeerAddress) {
+        guard let slot = table.allocate() else {
+            // The table is sized to the connection limit, so this is only a safety net.
+            fd.close()
+            control.load.wrappingSubtract(1, ordering: .relaxed)
+            releaseConnection()
+            noteRejection()
+            return
+        }
+        let connection = table.slots + Int(slot)
+        connection.pointee.fd = fd
+        connection.pointee.id = shared.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        connection.pointee.state = [.writable]
+        connection.pointee.peer = peer
+        connection.pointee.opened = now
+        if peer.isInternet {
+            // Answers are small and go out once per read: don't let Nagle hold them.
+            try? fd.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        }
+        do {
+            // Data that arrived before this call still produces the first edge.
+            try poller.add(fd, events: [.input, .readHangup, .edgeTriggered],
+                           data: Token.connection(slot, connection.pointee.generation))
+        } catch {
+            logger.error("cannot watch a new connection", metadata: ["error": "\(error)"])
+            fd.close()
+            table.release(slot)
+            control.load.wrappingSubtract(1, ordering: .relaxed)
+            releaseConnection()
+            return
+        }
+        connectionsOpened &+= 1
+        control.connectionsOpened.store(connectionsOpened, ordering: .relaxed)
+        table.touch(slot, .idle, now: now)
+        if logsConnections {
+            logger.debug("connection opened", metadata: [
+                "client_address": "\(peer)",
+                "connection_id": "\(connection.pointee.id)",
+            ])
+        }
+    }
+
+    mutating func close(_ slot: Int32, reason: CloseReason, error: SystemError? = nil) {
+        let connection = table.slots + Int(slot)
+        if logsConnections {
+            var metadata: Logger.Metadata = [
+                "client_address": "\(connection.pointee.peer)",
+                "connection_id": "\(connection.pointee.id)",
+                "requests": "\(connection.pointee.requests)",
+                "bytes_received": "\(connection.pointee.bytesReceived)",
+                "bytes_sent": "\(connection.pointee.bytesSent)",
+                "duration_ms": "\(now.duration(since: connection.pointee.opened).nanoseconds / 1_000_000)",
+                "reason": "\(reason.rawValue)",
+            ]
+            if let error { metadata["error"] = "\(error)" }
+            logger.debug("connection closed", metadata: metadata)
+        }
+        table.unlink(slot)
+        connection.pointee.input.release(to: &receivePool)
+        connection.pointee.output.release(to: &sendPool)
+        connection.pointee.fd.close()
+        table.release(slot)
+        control.load.wrappingSubtract(1, ordering: .relaxed)
+        releaseConnection()
+    }
+
+    /// Gives a connection back to the shared count; the supervisor hears when the last
+    /// one across all reactors has gone (for `--exit-when-idle`).
+    func releaseConnection() {
+        if shared.releaseConnection() == 0, configuration.reportIdle {
+            notifySupervisor()
+        }
+    }
+
+    private mutating func handleAcceptError(_ error: SystemError, listener: Int) {
+        switch error.errno {
+        case EMFILE, ENFILE:
+            // The waiting client stays in the backlog and the level-triggered listener
+            // would report it again at once: free the reserve descriptor, accept and close
+            // it, and if even that fails, stop accepting for a moment instead of spinning.
+            if spareDescriptor != nil {
+                spareDescriptor = nil
+                if case .processed(let client)? = try? listeners[listener].fd.accept(peer: peerStorage) {
+                    client.close()
+                }
+                spareDescriptor = try? EventFD()
+                noteRejection(cause: error)
+                if spareDescriptor != nil { return }
+            }
+            pauseAccepting(for: .milliseconds(100), cause: error)
+        case ECONNABORTED, EPROTO, EPERM, EINTR:
+            // This client is gone or refused by a filter; the next one may be fine.
+            return
+        default:
+            pauseAccepting(for: .milliseconds(100), cause: error)
+        }
+    }
+
+    private mutating func noteRejection(cause: SystemError? = nil) {
+        rejectedSinceWarning += 1
+        // One warning a second at most: a flood must not become a log flood.
+        if let last = lastRejectionWarning, now < last.advanced(by: .seconds(1)) { return }
+        var metadata: Logger.Metadata = [
+            "rejected": "\(rejectedSinceWarning)",
+            "max_connections": "\(shared.maxConnections)",
+        ]
+        if let cause { metadata["error"] = "\(cause)" }
+        logger.warning(cause == nil ? "connection limit reached; closing new connections"
+                                    : "out of file descriptors; closing new connections",
+                       metadata: metadata)
+        rejectedSinceWarning = 0
+        lastRejectionWarning = now
+    }
+
+    /// Level-triggered (a backlog left behind is reported again), one reactor woken per connection.
+    static var listenerEvents: Epoll.Events { [.input, .exclusive] }
+
+    mutating func startAccepting() throws(SystemError) {
+        guard !listening, !draining else { return }
+        for (position, listener) in listeners.enumerated() {
+            try poller.add(listener.fd, events: Self.listenerEvents, data: Token.listener(position))
+        }
+        listening = true
+    }
+
+    mutating func stopAccepting() {
+        guard listening else { return }
+        for listener in listeners { try? poller.remove(listener.fd) }
+        listening = false
+    }
+
+    /// Re-registers the listeners, which puts this reactor last in their wake-up queues.
+    private mutating func requeueListeners() {
+        stopAccepting()
+        do {
+            try startAccepting()
+        } catch {
+            pauseAccepting(for: .milliseconds(100), cause: error)
+        }
+    }
+
+    private mutating func pauseAccepting(for duration: Duration, cause: SystemError) {
+        logger.error("accepting paused", metadata: ["error": "\(cause)", "pause_ms": "\(duration.nanoseconds / 1_000_000)"])
+        stopAccepting()
+        acceptResumeAt = now.advanced(by: duration)
+    }
+}

@@ -1,0 +1,58 @@
+import LinuxIO
+
+/// Timeouts: one timerfd armed for the earliest deadline of the loop.
+///
+/// Idle and linger timeouts live on two lists ordered by last activity (see
+/// `ConnectionTable`), so only each list's head is ever looked at.
+extension Reactor {
+    mutating func expireTimeouts() {
+        let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
+        while let slot = table.head(.idle), table.slots[Int(slot)].lastActive.advanced(by: quietPeriod) <= now {
+            let connection = table.slots + Int(slot)
+            if draining, connection.pointee.output.count > 0 || connection.pointee.state.contains(.paused) {
+                // Still owed answers: quiet only because the client is slow to read.
+                table.touch(slot, .idle, now: now)
+                continue
+            }
+            close(slot, reason: draining ? .shuttingDown : .idleTimeout)
+        }
+        while let slot = table.head(.linger), table.slots[Int(slot)].lastActive.advanced(by: configuration.lingerTimeout) <= now {
+            close(slot, reason: .requestTooLong)
+        }
+        if let deadline = drainDeadline, now >= deadline {
+            let remaining = table.openIndices
+            if !remaining.isEmpty {
+                logger.warning("drain timeout; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
+            }
+            for slot in remaining { close(slot, reason: .drainTimeout) }
+        }
+        if let resume = acceptResumeAt, now >= resume {
+            acceptResumeAt = nil
+            // Another reactor may have taken the descriptor our spare freed.
+            if spareDescriptor == nil { spareDescriptor = try? EventFD() }
+            do {
+                try startAccepting()
+            } catch {
+                logger.error("cannot resume accepting", metadata: ["error": "\(error)"])
+                acceptResumeAt = now.advanced(by: .seconds(1))
+            }
+        }
+    }
+
+    /// Arms the timerfd for the earliest deadline, unless it is already armed earlier.
+    /// A timer that fires early (its connection was active since) is simply re-armed.
+    mutating func updateTimer() throws(SystemError) {
+        var next = MonotonicInstant.never
+        let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
+        if let slot = table.head(.idle) { next = min(next, table.slots[Int(slot)].lastActive.advanced(by: quietPeriod)) }
+        if let slot = table.head(.linger) {
+            next = min(next, table.slots[Int(slot)].lastActive.advanced(by: configuration.lingerTimeout))
+        }
+        if let drainDeadline { next = min(next, drainDeadline) }
+        if let acceptResumeAt { next = min(next, acceptResumeAt) }
+        guard next < .never else { return }
+        if let armed = timerArmedAt, armed <= next { return }
+        try timer.arm(at: next)
+        timerArmedAt = next
+    }
+}

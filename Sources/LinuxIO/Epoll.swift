@@ -4,19 +4,20 @@ import Glibc
 /// An epoll instance: the reactor's poller, behind a seam of four calls.
 public struct Epoll: ~Copyable {
     /// Readiness and trigger flags for `epoll_ctl`, and the readiness reported back.
+    /// Computed and inlinable, so the loop's flag tests compile to constants.
     public struct Events: OptionSet, Sendable {
         public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-        public static let input = Events(rawValue: EPOLLIN.rawValue)
-        public static let output = Events(rawValue: EPOLLOUT.rawValue)
+        @inlinable public static var input: Events { Events(rawValue: EPOLLIN.rawValue) }
+        @inlinable public static var output: Events { Events(rawValue: EPOLLOUT.rawValue) }
         /// The peer shut down its write side (learned without a read).
-        public static let readHangup = Events(rawValue: EPOLLRDHUP.rawValue)
-        public static let hangup = Events(rawValue: EPOLLHUP.rawValue)
-        public static let error = Events(rawValue: EPOLLERR.rawValue)
-        public static let edgeTriggered = Events(rawValue: EPOLLET.rawValue)
+        @inlinable public static var readHangup: Events { Events(rawValue: EPOLLRDHUP.rawValue) }
+        @inlinable public static var hangup: Events { Events(rawValue: EPOLLHUP.rawValue) }
+        @inlinable public static var error: Events { Events(rawValue: EPOLLERR.rawValue) }
+        @inlinable public static var edgeTriggered: Events { Events(rawValue: EPOLLET.rawValue) }
         /// Wake only one of the epoll instances sharing this fd (listeners shared by reactors).
-        public static let exclusive = Events(rawValue: EPOLLEXCLUSIVE.rawValue)
+        @inlinable public static var exclusive: Events { Events(rawValue: EPOLLEXCLUSIVE.rawValue) }
     }
 
     /// The epoll descriptor.

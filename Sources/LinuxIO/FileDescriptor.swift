@@ -1,3 +1,4 @@
+import CZendShims
 import Glibc
 
 /// An open file descriptor: a plain value; whoever opened it closes it.
@@ -5,6 +6,7 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// The kernel's number for it.
     public let rawValue: Int32
 
+    @inlinable
     public init(rawValue: Int32) {
         self.rawValue = rawValue
     }
@@ -23,9 +25,9 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Reads into `buffer`; `.processed(0)` means end of file.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
-        try nonBlocking("read") { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
+        try nonBlocking("read") { zend_read(rawValue, buffer.baseAddress, buffer.count) }
     }
 
     /// Writes once from `buffer`; `.wouldBlock` when a non-blocking descriptor is full.

@@ -4,6 +4,7 @@ import Glibc
 public struct MonotonicInstant: Comparable, Hashable, Sendable {
     public var nanoseconds: Int64
 
+    @inlinable
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
 
     /// The clock's origin (boot), earlier than any reading.
@@ -29,6 +30,14 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
     /// This instant plus `duration`, saturating at the end of time instead of overflowing.
     public func advanced(by duration: Duration) -> MonotonicInstant {
         MonotonicInstant(nanoseconds: Self.deadline(nanoseconds, plus: duration))
+    }
+
+    /// This instant plus `nanoseconds`, saturating; for loops that convert their
+    /// durations once (`Duration` arithmetic is 128-bit).
+    @inlinable
+    public func advanced(byNanoseconds nanoseconds: Int64) -> MonotonicInstant {
+        let (sum, overflow) = self.nanoseconds.addingReportingOverflow(nanoseconds)
+        return MonotonicInstant(nanoseconds: overflow ? .max : sum)
     }
 
     /// `start` nanoseconds plus `duration`, saturating instead of overflowing.

@@ -97,9 +97,9 @@ extension FileDescriptor {
     }
 
     /// Sends without raising SIGPIPE on a reset peer (`MSG_NOSIGNAL`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func send(_ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
-        try nonBlocking("send") { Glibc.send(rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+        try nonBlocking("send") { zend_send(rawValue, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// Sends all of `buffer` on a blocking socket.

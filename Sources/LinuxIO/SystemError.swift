@@ -7,6 +7,7 @@ public struct SystemError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The errno value.
     public var errno: Int32
 
+    @inlinable
     public init(_ call: String, errno: Int32) {
         self.call = call
         self.errno = errno
@@ -39,7 +40,9 @@ func retryingInterrupts<T: FixedWidthInteger>(_ call: String, _ body: () -> T) t
 }
 
 /// Like `retryingInterrupts`, but `EAGAIN`/`EWOULDBLOCK` become `.wouldBlock`.
-@inline(__always)
+/// Inlinable, as are the hot-path calls built on it: a call across modules per read and
+/// per send would cost more than the wrapper does.
+@inlinable @inline(__always)
 func nonBlocking<T: FixedWidthInteger>(_ call: String, _ body: () -> T) throws(SystemError) -> IOResult<T> {
     while true {
         let result = body()

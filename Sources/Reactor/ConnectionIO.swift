@@ -16,14 +16,18 @@ extension Reactor {
     mutating func drive(_ slot: Int32) {
         let connection = table.slots + Int(slot)
         var reads = 0
+        // The buffered input holds only part of a request: serving it again before
+        // more bytes arrive would find nothing.
+        var answered = false
         while true {
             var state = connection.pointee.state
             if state.contains(.lingering) {
                 discardInput(slot)
                 return
             }
-            if connection.pointee.input.count > 0, state.isDisjoint(with: [.paused, .closing]) {
+            if !answered, connection.pointee.input.count > 0, state.isDisjoint(with: [.paused, .closing]) {
                 answer(slot)
+                answered = true
                 state = connection.pointee.state
             }
             if connection.pointee.output.count > 0, state.contains(.writable) {
@@ -37,6 +41,7 @@ extension Reactor {
             if state.contains(.paused) {
                 guard connection.pointee.output.count <= sendLowWater else { return }
                 connection.pointee.state.remove(.paused)
+                answered = false
                 continue
             }
             if state.contains(.endOfInput) || !state.contains(.readable) { break }
@@ -44,7 +49,13 @@ extension Reactor {
                 enqueue(slot)
                 return
             }
-            guard read(slot) else { return }
+            if connection.pointee.input.count == 0, connection.pointee.output.count == 0 {
+                guard readAndAnswer(slot) else { return }
+                answered = true
+            } else {
+                guard read(slot) else { return }
+                answered = false
+            }
             reads += 1
         }
         if connection.pointee.state.contains(.endOfInput), connection.pointee.output.count == 0 {
@@ -57,21 +68,77 @@ extension Reactor {
     private mutating func read(_ slot: Int32) -> Bool {
         let connection = table.slots + Int(slot)
         let space = connection.pointee.input.reserve(from: &receivePool, minimumSpace: Self.minimumReadSpace)
+        guard let count = receive(slot, into: space) else { return false }
+        connection.pointee.input.commit(count)
+        connection.pointee.input.releaseIfEmpty(to: &receivePool)
+        return true
+    }
+
+    /// Reads and answers through the reactor's scratch buffers: with nothing buffered for
+    /// the connection (the common case) a request is read, answered and sent without the
+    /// connection taking a buffer of its own. What cannot be finished now, a partial
+    /// request or answers the kernel would not take, moves into the connection's buffers.
+    /// False if the connection was closed.
+    @inline(__always)
+    private mutating func readAndAnswer(_ slot: Int32) -> Bool {
+        guard let count = receive(slot, into: scratchInput) else { return false }
+        guard count > 0 else { return true }
+        let connection = table.slots + Int(slot)
+        var rest = UnsafeRawBufferPointer(rebasing: scratchInput[..<count])
+        while true {
+            let result = service.serve(rest, into: scratchOutput)
+            rest = UnsafeRawBufferPointer(rebasing: rest[result.consumed...])
+            countAnswered(result.requests, on: connection)
+            var unsent = UnsafeRawBufferPointer(rebasing: scratchOutput[..<result.produced])
+            if !unsent.isEmpty, connection.pointee.state.contains(.writable) {
+                guard let sent = send(slot, unsent) else { return false }
+                unsent = UnsafeRawBufferPointer(rebasing: unsent[sent...])
+            }
+            if !unsent.isEmpty {
+                connection.pointee.output.reserve(from: &sendPool, minimumSpace: unsent.count).copyMemory(from: unsent)
+                connection.pointee.output.commit(unsent.count)
+            }
+            switch result.stop {
+            case .needInput:
+                break
+            case .outputFull:
+                // Everything produced went out: carry on with the rest of the read.
+                if unsent.isEmpty { continue }
+                connection.pointee.state.insert(.paused)
+            case .requestTooLong:
+                connection.pointee.state.insert(.closing)
+                noteRequestTooLong(slot)
+            }
+            break
+        }
+        if !rest.isEmpty {
+            connection.pointee.input.reserve(from: &receivePool, minimumSpace: rest.count).copyMemory(from: rest)
+            connection.pointee.input.commit(rest.count)
+        }
+        return true
+    }
+
+    /// Reads once into `space`: the byte count (0 when nothing was read), or nil if the
+    /// connection was closed. Updates the readiness flags by the short-read rule.
+    @inline(__always)
+    private mutating func receive(_ slot: Int32, into space: UnsafeMutableRawBufferPointer) -> Int? {
+        let connection = table.slots + Int(slot)
         let result: IOResult<Int>
         do {
             result = try connection.pointee.fd.read(into: space)
         } catch {
             close(slot, reason: .readFailed, error: error)
-            return false
+            return nil
         }
         switch result {
         case .wouldBlock:
             connection.pointee.state.remove(.readable)
+            return 0
         case .processed(0):
             connection.pointee.state.remove(.readable)
             connection.pointee.state.insert(.endOfInput)
+            return 0
         case .processed(let count):
-            connection.pointee.input.commit(count)
             connection.pointee.bytesReceived &+= UInt64(count)
             table.touch(slot, .idle, now: now)
             if count < space.count {
@@ -82,9 +149,8 @@ extension Reactor {
                     connection.pointee.state.insert(.endOfInput)
                 }
             }
+            return count
         }
-        connection.pointee.input.releaseIfEmpty(to: &receivePool)
-        return true
     }
 
     /// Frames and answers buffered requests into the send buffer.
@@ -95,10 +161,7 @@ extension Reactor {
         let result = service.serve(connection.pointee.input.bytes, into: space)
         connection.pointee.input.consume(result.consumed)
         connection.pointee.output.commit(result.produced)
-        if result.requests > 0 {
-            connection.pointee.requests &+= UInt64(result.requests)
-            requestsServed &+= UInt64(result.requests)
-        }
+        countAnswered(result.requests, on: connection)
         switch result.stop {
         case .needInput:
             break
@@ -106,43 +169,60 @@ extension Reactor {
             connection.pointee.state.insert(.paused)
         case .requestTooLong:
             connection.pointee.state.insert(.closing)
-            logger.warning("request too long; answering with an error and closing", metadata: [
-                LifecycleEvent.metadataKey: .string(LifecycleEvent.clientError.rawValue),
-                "client_address": "\(connection.pointee.peer)",
-                "connection_id": "\(connection.pointee.id)",
-                "max_request_bytes": "\(service.maxRequestBytes)",
-            ])
+            noteRequestTooLong(slot)
         }
         connection.pointee.input.releaseIfEmpty(to: &receivePool)
         connection.pointee.output.releaseIfEmpty(to: &sendPool)
+    }
+
+    @inline(__always)
+    private mutating func countAnswered(_ requests: Int, on connection: UnsafeMutablePointer<Connection>) {
+        connection.pointee.requests &+= UInt64(requests)
+        requestsServed &+= UInt64(requests)
+    }
+
+    private func noteRequestTooLong(_ slot: Int32) {
+        let connection = table.slots + Int(slot)
+        logger.warning("request too long; answering with an error and closing", metadata: [
+            LifecycleEvent.metadataKey: .string(LifecycleEvent.clientError.rawValue),
+            "client_address": "\(connection.pointee.peer)",
+            "connection_id": "\(connection.pointee.id)",
+            "max_request_bytes": "\(service.maxRequestBytes)",
+        ])
     }
 
     /// Writes unsent answers; false if the connection was closed.
     @inline(__always)
     private mutating func flush(_ slot: Int32) -> Bool {
         let connection = table.slots + Int(slot)
-        while connection.pointee.output.count > 0 {
-            let result: IOResult<Int>
-            do {
-                result = try connection.pointee.fd.send(connection.pointee.output.bytes)
-            } catch {
-                close(slot, reason: .sendFailed, error: error)
-                return false
-            }
-            switch result {
-            case .processed(let sent):
-                let wanted = connection.pointee.output.count
-                connection.pointee.output.consume(sent)
-                connection.pointee.bytesSent &+= UInt64(sent)
-                table.touch(slot, .idle, now: now)
-                // A short write: the socket buffer is full, as an EAGAIN would say.
-                if sent < wanted { return waitForOutput(slot) }
-            case .wouldBlock:
-                return waitForOutput(slot)
-            }
-        }
+        guard let sent = send(slot, connection.pointee.output.bytes) else { return false }
+        connection.pointee.output.consume(sent)
         connection.pointee.output.releaseIfEmpty(to: &sendPool)
         return true
+    }
+
+    /// Sends once from `bytes`: how many the kernel took, or nil if the connection was
+    /// closed. A short write, like `EAGAIN`, means its buffer is full.
+    @inline(__always)
+    private mutating func send(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) -> Int? {
+        let connection = table.slots + Int(slot)
+        let result: IOResult<Int>
+        do {
+            result = try connection.pointee.fd.send(bytes)
+        } catch {
+            close(slot, reason: .sendFailed, error: error)
+            return nil
+        }
+        var sent = 0
+        if case .processed(let count) = result {
+            sent = count
+            connection.pointee.bytesSent &+= UInt64(count)
+            table.touch(slot, .idle, now: now)
+        }
+        if sent < bytes.count {
+            guard waitForOutput(slot) else { return nil }
+        }
+        return sent
     }
 
     /// The kernel's send buffer is full: wait for the output edge, arming `EPOLLOUT` the
@@ -207,10 +287,10 @@ extension Reactor {
         let connection = table.slots + Int(slot)
         for _ in 0 ..< configuration.readBudget {
             guard connection.pointee.state.contains(.readable) else { return }
-            switch try? connection.pointee.fd.read(into: discardBuffer) {
+            switch try? connection.pointee.fd.read(into: scratchInput) {
             case .processed(let count) where count > 0:
                 connection.pointee.bytesReceived &+= UInt64(count)
-                if count < discardBuffer.count { connection.pointee.state.remove(.readable) }
+                if count < scratchInput.count { connection.pointee.state.remove(.readable) }
             case .wouldBlock:
                 connection.pointee.state.remove(.readable)
             default:

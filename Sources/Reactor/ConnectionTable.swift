@@ -94,8 +94,9 @@ struct ConnectionTable: ~Copyable {
     private var heads: (idle: Int32, linger: Int32) = (-1, -1)
     private var tails: (idle: Int32, linger: Int32) = (-1, -1)
 
-    init(capacity: Int) {
+    init(capacity: Int, resolution: Int64 = 1_000_000) {
         self.capacity = max(capacity, 1)
+        self.resolution = resolution
         // Virtual memory only: pages are touched as slots are first used.
         slots = .allocate(capacity: self.capacity)
     }
@@ -139,8 +140,16 @@ struct ConnectionTable: ~Copyable {
 
     /// Puts the connection at the tail of `kind`'s list with `now` as its last activity,
     /// taking it off whatever list it was on.
+    ///
+    /// Activity within `resolution` of the last recorded one is not recorded again: a busy
+    /// connection then costs one comparison per read instead of a move to the tail, and a
+    /// timeout still fires within `resolution` of exact (never late, at most that early).
+    @inline(__always)
     mutating func touch(_ index: Int32, _ kind: TimeoutKind, now: MonotonicInstant) {
         let slot = slots + Int(index)
+        if slot.pointee.timeout == kind, now.nanoseconds &- slot.pointee.lastActive.nanoseconds < resolution {
+            return
+        }
         slot.pointee.lastActive = now
         if slot.pointee.timeout == kind, tail(kind) == index { return }
         unlink(index)
@@ -156,7 +165,18 @@ struct ConnectionTable: ~Copyable {
         setTail(kind, index)
     }
 
+    /// How close two activities may be to count as one, in nanoseconds.
+    let resolution: Int64
+
+    /// The resolution for an idle timeout: a thousandth of it, from 1 to 10 ms (a 60 s
+    /// timeout may fire 10 ms early, a 0.3 s one 1 ms early; the drain's quiet grace and
+    /// the linger timeout share it).
+    static func resolution(for idleTimeout: Duration) -> Int64 {
+        min(max(idleTimeout.nanoseconds / 1000, 1_000_000), 10_000_000)
+    }
+
     /// Takes the connection off its timeout list, if any.
+    @inline(__always)
     mutating func unlink(_ index: Int32) {
         let slot = slots + Int(index)
         let kind = slot.pointee.timeout

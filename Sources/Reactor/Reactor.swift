@@ -22,6 +22,7 @@ struct Reactor: ~Copyable {
     var listening = false
     var service: any RequestProtocol
     let configuration: ReactorConfiguration
+    let timeouts: TimeoutNanoseconds
     let shared: SharedCounters
     let control: ReactorControl
     /// Every reactor's mailbox, this one's included: where accepted connections may go.
@@ -57,7 +58,10 @@ struct Reactor: ~Copyable {
     var connectionsOpened: UInt64 = 0
 
     let peerStorage: UnsafeMutablePointer<sockaddr_storage>
-    let discardBuffer: UnsafeMutableRawBufferPointer
+    /// Where reads land and answers are written while a connection has nothing buffered
+    /// (see `readAndAnswer`); sized like the pools' buffers. Lingering input is dropped here.
+    let scratchInput: UnsafeMutableRawBufferPointer
+    let scratchOutput: UnsafeMutableRawBufferPointer
 
     /// What an epoll event's 64-bit data says: a connection (slot and generation) or one
     /// of the loop's own descriptors.
@@ -93,6 +97,7 @@ struct Reactor: ~Copyable {
         self.listeners = listeners
         self.service = service
         self.configuration = configuration
+        timeouts = TimeoutNanoseconds(configuration)
         self.shared = shared
         self.control = peers[index]
         self.peers = peers
@@ -105,14 +110,17 @@ struct Reactor: ~Copyable {
         let receiveCapacity = Self.roundUp(max(16384, service.maxRequestBytes + Self.minimumReadSpace), to: 4096)
         let sendCapacity = Self.roundUp(max(16384, 4 * service.maxAnswerBytes), to: 4096)
         sendLowWater = sendCapacity / 4
-        table = ConnectionTable(capacity: configuration.maxConnections)
+        table = ConnectionTable(
+            capacity: configuration.maxConnections,
+            resolution: ConnectionTable.resolution(for: configuration.idleTimeout))
         // Cache at most about 4 MiB of idle buffers per pool, however large they are.
         receivePool = BufferPool(bufferSize: receiveCapacity, keep: max(4, min(256, (4 << 20) / receiveCapacity)))
         sendPool = BufferPool(bufferSize: sendCapacity, keep: max(4, min(256, (4 << 20) / sendCapacity)))
         ready.reserveCapacity(1024)
         readyBatch.reserveCapacity(1024)
         peerStorage = .allocate(capacity: 1)
-        discardBuffer = .allocate(byteCount: 16384, alignment: 16)
+        scratchInput = .allocate(byteCount: receiveCapacity, alignment: 16)
+        scratchOutput = .allocate(byteCount: sendCapacity, alignment: 16)
         spareDescriptor = try? EventFD()
 
         for fd in connections {
@@ -127,7 +135,8 @@ struct Reactor: ~Copyable {
 
     deinit {
         peerStorage.deallocate()
-        discardBuffer.deallocate()
+        scratchInput.deallocate()
+        scratchOutput.deallocate()
     }
 
     // MARK: The loop

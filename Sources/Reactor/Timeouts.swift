@@ -5,9 +5,26 @@ import LinuxIO
 /// Idle and linger timeouts live on two lists ordered by last activity (see
 /// `ConnectionTable`), so only each list's head is ever looked at.
 extension Reactor {
+    /// The configuration's timeouts in nanoseconds, converted once: `Duration` arithmetic
+    /// is 128-bit, and the timer is re-armed after every wakeup.
+    struct TimeoutNanoseconds {
+        let idle: Int64
+        let drainGrace: Int64
+        let linger: Int64
+
+        init(_ configuration: ReactorConfiguration) {
+            idle = configuration.idleTimeout.nanoseconds
+            drainGrace = configuration.drainGrace.nanoseconds
+            linger = configuration.lingerTimeout.nanoseconds
+        }
+    }
+
+    /// How long a connection may stay quiet: the idle timeout, or the grace during a drain.
+    private var quietPeriod: Int64 { draining ? timeouts.drainGrace : timeouts.idle }
+
     mutating func expireTimeouts() {
-        let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
-        while let slot = table.head(.idle), table.slots[Int(slot)].lastActive.advanced(by: quietPeriod) <= now {
+        let quietPeriod = self.quietPeriod
+        while let slot = table.head(.idle), table.slots[Int(slot)].lastActive.advanced(byNanoseconds: quietPeriod) <= now {
             let connection = table.slots + Int(slot)
             if draining, connection.pointee.output.count > 0 || connection.pointee.state.contains(.paused) {
                 // Still owed answers: quiet only because the client is slow to read.
@@ -16,7 +33,7 @@ extension Reactor {
             }
             close(slot, reason: draining ? .shuttingDown : .idleTimeout)
         }
-        while let slot = table.head(.linger), table.slots[Int(slot)].lastActive.advanced(by: configuration.lingerTimeout) <= now {
+        while let slot = table.head(.linger), table.slots[Int(slot)].lastActive.advanced(byNanoseconds: timeouts.linger) <= now {
             close(slot, reason: .requestTooLong)
         }
         if let deadline = drainDeadline, now >= deadline {
@@ -43,10 +60,9 @@ extension Reactor {
     /// A timer that fires early (its connection was active since) is simply re-armed.
     mutating func updateTimer() throws(SystemError) {
         var next = MonotonicInstant.never
-        let quietPeriod = draining ? configuration.drainGrace : configuration.idleTimeout
-        if let slot = table.head(.idle) { next = min(next, table.slots[Int(slot)].lastActive.advanced(by: quietPeriod)) }
+        if let slot = table.head(.idle) { next = min(next, table.slots[Int(slot)].lastActive.advanced(byNanoseconds: quietPeriod)) }
         if let slot = table.head(.linger) {
-            next = min(next, table.slots[Int(slot)].lastActive.advanced(by: configuration.lingerTimeout))
+            next = min(next, table.slots[Int(slot)].lastActive.advanced(byNanoseconds: timeouts.linger))
         }
         if let drainDeadline { next = min(next, drainDeadline) }
         if let acceptResumeAt { next = min(next, acceptResumeAt) }

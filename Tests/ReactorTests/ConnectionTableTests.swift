@@ -3,7 +3,7 @@ import Testing
 import LinuxIO
 @testable import Reactor
 
-private func instant(_ nanoseconds: Int) -> MonotonicInstant { MonotonicInstant(nanoseconds: Int64(nanoseconds)) }
+private func instant(_ milliseconds: Int) -> MonotonicInstant { MonotonicInstant(nanoseconds: Int64(milliseconds) * 1_000_000) }
 
 @Suite("Connection table")
 struct ConnectionTableTests {
@@ -46,6 +46,18 @@ struct ConnectionTableTests {
         #expect(table.head(.idle) == slots[0])
         table.unlink(slots[0])
         #expect(table.head(.idle) == nil)
+    }
+
+    @Test("activity within the timer resolution of the last is not recorded again; later activity is")
+    func resolution() {
+        var table = ConnectionTable(capacity: 4)
+        let a = table.allocate()!, b = table.allocate()!
+        table.touch(a, .idle, now: instant(1))
+        table.touch(b, .idle, now: instant(2))
+        table.touch(a, .idle, now: MonotonicInstant(nanoseconds: 1_500_000))
+        #expect(table.head(.idle) == a && table.slots[Int(a)].lastActive == instant(1))
+        table.touch(a, .idle, now: instant(3))
+        #expect(table.head(.idle) == b && table.slots[Int(a)].lastActive == instant(3))
     }
 
     @Test("moving a connection to the linger list takes it off the idle list")

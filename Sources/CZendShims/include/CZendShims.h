@@ -12,6 +12,20 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// read(2) and send(2) as plain system calls. glibc makes both cancellation points: in a
+// process with threads each call switches asynchronous cancellation on and off around the
+// system call, which costs more user-space instructions than the rest of a request. zend
+// never cancels a thread, so the reactor's hot path calls the kernel directly.
+static inline long zend_read(int fd, void *buffer, size_t count) {
+    return syscall(SYS_read, fd, buffer, count);
+}
+static inline long zend_send(int fd, const void *buffer, size_t count, int flags) {
+    return syscall(SYS_sendto, fd, buffer, count, flags, (void *)0, 0);
+}
+
 // accept4(2); needs _GNU_SOURCE, which shim.c defines.
 int zend_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 

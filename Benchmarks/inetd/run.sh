@@ -208,7 +208,7 @@ for key in ("zend", "python"):
                                "latency_ms": one["latency_ms"], "errors": one["errors"]},
         "cpu_us_per_connection": {"sandbox_total": per(total), "service_instances": per(system - journald),
                                   "systemd_pid1": per(pid1), "journald": per(journald),
-                                  "other": per(total - pid1 - system)},
+                                  "other": max(0, per(total - pid1 - system))},
         "host_cpu_us_per_connection_upper_bound": per(host),
         "sandbox_cpu_cores": round(total / 1e6 / seconds, 2) if seconds else 0,
         "client_cpu_s": round(sum(s["churn"]["client_cpu_s"] for s in slices), 3),

@@ -7,19 +7,23 @@ import ZenProtocol
 /// Serving one connection: the edge-triggered rules in one place.
 ///
 /// Read until `EAGAIN`, a short read (the socket is drained: the next edge says when
-/// there is more, so no read is spent just to see `EAGAIN`) or the read budget; answer
-/// every complete request; write at once, and arm `EPOLLOUT` only once the kernel's
-/// buffer is full.
+/// there is more, so no read is spent just to see `EAGAIN`) or the turn's budget of work;
+/// answer every complete request; write at once, and arm `EPOLLOUT` only once the
+/// kernel's buffer is full.
 extension Reactor {
     /// Answers, writes and reads for one connection until it would block, its read
     /// budget is spent (then it goes on the ready list) or it is closed.
     mutating func drive(_ slot: Int32) {
         let connection = table.slots + Int(slot)
-        var reads = 0
+        turnWork = 0
         // The buffered input holds only part of a request: serving it again before
         // more bytes arrive would find nothing.
         var answered = false
         while true {
+            if turnWork >= configuration.turnBudget {
+                enqueue(slot)
+                return
+            }
             var state = connection.pointee.state
             if state.contains(.lingering) {
                 discardInput(slot)
@@ -45,10 +49,6 @@ extension Reactor {
                 continue
             }
             if state.contains(.endOfInput) || !state.contains(.readable) { break }
-            if reads == configuration.readBudget {
-                enqueue(slot)
-                return
-            }
             if connection.pointee.input.count == 0, connection.pointee.output.count == 0 {
                 guard readAndAnswer(slot) else { return }
                 answered = true
@@ -56,7 +56,6 @@ extension Reactor {
                 guard read(slot) else { return }
                 answered = false
             }
-            reads += 1
         }
         if connection.pointee.state.contains(.endOfInput), connection.pointee.output.count == 0 {
             finishAtEndOfInput(slot)
@@ -88,7 +87,7 @@ extension Reactor {
         while true {
             let result = service.serve(rest, into: scratchOutput)
             rest = UnsafeRawBufferPointer(rebasing: rest[result.consumed...])
-            countAnswered(result.requests, on: connection)
+            countAnswered(result, on: connection)
             var unsent = UnsafeRawBufferPointer(rebasing: scratchOutput[..<result.produced])
             if !unsent.isEmpty, connection.pointee.state.contains(.writable) {
                 guard let sent = send(slot, unsent) else { return false }
@@ -102,9 +101,13 @@ extension Reactor {
             case .needInput:
                 break
             case .outputFull:
-                // Everything produced went out: carry on with the rest of the read.
-                if unsent.isEmpty { continue }
-                connection.pointee.state.insert(.paused)
+                // Everything produced went out: carry on with the rest of the read, unless
+                // this turn's budget is spent (the rest then waits in the input buffer).
+                if unsent.isEmpty {
+                    if turnWork < configuration.turnBudget { continue }
+                } else {
+                    connection.pointee.state.insert(.paused)
+                }
             case .requestTooLong:
                 connection.pointee.state.insert(.closing)
                 noteRequestTooLong(slot)
@@ -140,6 +143,7 @@ extension Reactor {
             return 0
         case .processed(let count):
             connection.pointee.bytesReceived &+= UInt64(count)
+            turnWork &+= count
             table.touch(slot, .idle, now: now)
             if count < space.count {
                 // A short read drained the socket. If the peer already shut its side,
@@ -161,7 +165,7 @@ extension Reactor {
         let result = service.serve(connection.pointee.input.bytes, into: space)
         connection.pointee.input.consume(result.consumed)
         connection.pointee.output.commit(result.produced)
-        countAnswered(result.requests, on: connection)
+        countAnswered(result, on: connection)
         switch result.stop {
         case .needInput:
             break
@@ -176,9 +180,10 @@ extension Reactor {
     }
 
     @inline(__always)
-    private mutating func countAnswered(_ requests: Int, on connection: UnsafeMutablePointer<Connection>) {
-        connection.pointee.requests &+= UInt64(requests)
-        requestsServed &+= UInt64(requests)
+    private mutating func countAnswered(_ result: ServeResult, on connection: UnsafeMutablePointer<Connection>) {
+        connection.pointee.requests &+= UInt64(result.requests)
+        requestsServed &+= UInt64(result.requests)
+        turnWork &+= result.produced
     }
 
     private func noteRequestTooLong(_ slot: Int32) {
@@ -285,10 +290,12 @@ extension Reactor {
     /// Reads and drops what a lingering client still sends, a budget at a time.
     private mutating func discardInput(_ slot: Int32) {
         let connection = table.slots + Int(slot)
-        for _ in 0 ..< configuration.readBudget {
+        var discarded = 0
+        while discarded < configuration.turnBudget {
             guard connection.pointee.state.contains(.readable) else { return }
             switch try? connection.pointee.fd.read(into: scratchInput) {
             case .processed(let count) where count > 0:
+                discarded += count
                 connection.pointee.bytesReceived &+= UInt64(count)
                 if count < scratchInput.count { connection.pointee.state.remove(.readable) }
             case .wouldBlock:

@@ -40,7 +40,7 @@ struct Reactor: ~Copyable {
     /// Compact the receive buffer before a read that would have less room than this.
     static let minimumReadSpace = 4096
 
-    /// Connections that used up their read budget, served again after the others.
+    /// Connections that used up their turn's budget, served again after the others.
     var ready: [UInt64] = []
     var readyBatch: [UInt64] = []
 
@@ -55,6 +55,8 @@ struct Reactor: ~Copyable {
     var rejectedSinceWarning = 0
     var lastRejectionWarning: MonotonicInstant?
     var requestsServed: UInt64 = 0
+    /// Bytes read plus answered for the connection being served (see `turnBudget`).
+    var turnWork = 0
     var connectionsOpened: UInt64 = 0
 
     let peerStorage: UnsafeMutablePointer<sockaddr_storage>

@@ -8,8 +8,10 @@ public struct ReactorConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(5)
     /// After an error answer, input is discarded this long at most before closing.
     public var lingerTimeout: Duration = .seconds(2)
-    /// Reads per connection per wakeup before it goes to the back of the ready list.
-    public var readBudget: Int = 4
+    /// Bytes a connection may read plus answer in one turn before it goes to the back of
+    /// the ready list. Fairness counts work, not reads: a flood of 1-byte requests (each
+    /// answered with 24 bytes) yields as often as the same bytes of real questions.
+    public var turnBudget: Int = 64 << 10
     /// Open connections allowed across all reactors; more are accepted and closed at once.
     public var maxConnections: Int = 1024
     /// Stop the reactor once it has no connections left (a passed-in connection, `Accept=yes`).

@@ -6,6 +6,7 @@ import Logging
 enum CloseReason: String {
     case clientClosed = "closed by client"
     case idleTimeout = "idle timeout"
+    case requestTimeout = "request timeout"
     case requestTooLong = "request too long"
     case readFailed = "read failed"
     case sendFailed = "send failed"
@@ -42,6 +43,12 @@ extension Reactor {
                 continue
             }
             let peer = PeerAddress(peerStorage)
+            guard shared.reserveClient(peer) else {
+                client.close()
+                releaseConnection()
+                noteRejection(client: peer)
+                continue
+            }
             if let target = lessLoadedPeer(), target.handOver(.init(fd: client, peer: peer)) {
                 handedOver += 1
                 continue
@@ -75,6 +82,7 @@ extension Reactor {
         guard let slot = table.allocate() else {
             // The table is sized to the connection limit, so this is only a safety net.
             fd.close()
+            shared.releaseClient(peer)
             control.load.wrappingSubtract(1, ordering: .relaxed)
             releaseConnection()
             noteRejection()
@@ -97,6 +105,7 @@ extension Reactor {
         } catch {
             logger.error("cannot watch a new connection", metadata: ["error": "\(error)"])
             fd.close()
+            shared.releaseClient(peer)
             table.release(slot)
             control.load.wrappingSubtract(1, ordering: .relaxed)
             releaseConnection()
@@ -104,7 +113,7 @@ extension Reactor {
         }
         connectionsOpened &+= 1
         control.connectionsOpened.store(connectionsOpened, ordering: .relaxed)
-        table.touch(slot, .idle, now: now)
+        table.wait(slot, for: .idle, now: now)
         if logsConnections {
             logger.debug("connection opened", metadata: [
                 "client_address": "\(peer)",
@@ -132,6 +141,7 @@ extension Reactor {
         connection.pointee.input.release(to: &receivePool)
         connection.pointee.output.release(to: &sendPool)
         connection.pointee.fd.close()
+        shared.releaseClient(connection.pointee.peer)
         table.release(slot)
         control.load.wrappingSubtract(1, ordering: .relaxed)
         releaseConnection()
@@ -169,18 +179,25 @@ extension Reactor {
         }
     }
 
-    private mutating func noteRejection(cause: SystemError? = nil) {
+    /// Counts a refused connection; one warning a second at most, with the count since the
+    /// last (a flood must not become a log flood).
+    private mutating func noteRejection(cause: SystemError? = nil, client: PeerAddress? = nil) {
         rejectedSinceWarning += 1
-        // One warning a second at most: a flood must not become a log flood.
         if let last = lastRejectionWarning, now < last.advanced(by: .seconds(1)) { return }
-        var metadata: Logger.Metadata = [
-            "rejected": "\(rejectedSinceWarning)",
-            "max_connections": "\(shared.maxConnections)",
-        ]
-        if let cause { metadata["error"] = "\(cause)" }
-        logger.warning(cause == nil ? "connection limit reached; closing new connections"
-                                    : "out of file descriptors; closing new connections",
-                       metadata: metadata)
+        var metadata: Logger.Metadata = ["rejected": "\(rejectedSinceWarning)"]
+        let message: Logger.Message
+        if let cause {
+            message = "out of file descriptors; closing new connections"
+            metadata["error"] = "\(cause)"
+        } else if let client {
+            message = "connection limit per client reached; closing its new connections"
+            metadata["client_address"] = "\(client)"
+            metadata["max_connections_per_client"] = "\(shared.maxConnectionsPerClient)"
+        } else {
+            message = "connection limit reached; closing new connections"
+            metadata["max_connections"] = "\(shared.maxConnections)"
+        }
+        logger.warning(message, metadata: metadata)
         rejectedSinceWarning = 0
         lastRejectionWarning = now
     }

@@ -97,6 +97,7 @@ extension Reactor {
                 connection.pointee.output.reserve(from: &sendPool, minimumSpace: unsent.count).copyMemory(from: unsent)
                 connection.pointee.output.commit(unsent.count)
             }
+            noteServed(slot, result, leaving: rest.count)
             switch result.stop {
             case .needInput:
                 break
@@ -144,7 +145,7 @@ extension Reactor {
         case .processed(let count):
             connection.pointee.bytesReceived &+= UInt64(count)
             turnWork &+= count
-            table.touch(slot, .idle, now: now)
+            table.touch(slot, now: now)
             if count < space.count {
                 // A short read drained the socket. If the peer already shut its side,
                 // nothing more will ever come.
@@ -166,6 +167,7 @@ extension Reactor {
         connection.pointee.input.consume(result.consumed)
         connection.pointee.output.commit(result.produced)
         countAnswered(result, on: connection)
+        noteServed(slot, result, leaving: connection.pointee.input.count)
         switch result.stop {
         case .needInput:
             break
@@ -186,14 +188,22 @@ extension Reactor {
         turnWork &+= result.produced
     }
 
-    private func noteRequestTooLong(_ slot: Int32) {
-        let connection = table.slots + Int(slot)
-        logger.warning("request too long; answering with an error and closing", metadata: [
-            LifecycleEvent.metadataKey: .string(LifecycleEvent.clientError.rawValue),
-            "client_address": "\(connection.pointee.peer)",
-            "connection_id": "\(connection.pointee.id)",
-            "max_request_bytes": "\(service.maxRequestBytes)",
-        ])
+    /// Keeps the request deadline: a partial request left after serving starts it (unless
+    /// it is the same partial request as before: nothing was consumed); no partial request
+    /// left stops it.
+    @inline(__always)
+    private mutating func noteServed(_ slot: Int32, _ result: ServeResult, leaving remaining: Int) {
+        let pending = table.slots[Int(slot)].requestPending
+        if result.stop == .needInput, remaining > 0 {
+            if !pending || result.consumed > 0 { table.wait(slot, for: .request, now: now) }
+        } else if pending {
+            table.endRequest(slot)
+        }
+    }
+
+    private mutating func noteRequestTooLong(_ slot: Int32) {
+        reportClientProblem("request too long; answering with an error and closing", slot,
+                            ["max_request_bytes": "\(service.maxRequestBytes)"])
     }
 
     /// Writes unsent answers; false if the connection was closed.
@@ -222,7 +232,7 @@ extension Reactor {
         if case .processed(let count) = result {
             sent = count
             connection.pointee.bytesSent &+= UInt64(count)
-            table.touch(slot, .idle, now: now)
+            table.touch(slot, now: now)
         }
         if sent < bytes.count {
             guard waitForOutput(slot) else { return nil }
@@ -261,12 +271,7 @@ extension Reactor {
         let connection = table.slots + Int(slot)
         let partial = connection.pointee.input.count
         if partial > 0 {
-            logger.warning("client sent a partial request but then closed", metadata: [
-                LifecycleEvent.metadataKey: .string(LifecycleEvent.clientError.rawValue),
-                "client_address": "\(connection.pointee.peer)",
-                "connection_id": "\(connection.pointee.id)",
-                "pending_bytes": "\(partial)",
-            ])
+            reportClientProblem("client sent a partial request but then closed", slot, ["pending_bytes": "\(partial)"])
         }
         close(slot, reason: .clientClosed)
     }
@@ -283,7 +288,8 @@ extension Reactor {
         connection.pointee.state.remove(.closing)
         connection.pointee.state.insert(.lingering)
         connection.pointee.input.release(to: &receivePool)
-        table.touch(slot, .linger, now: now)
+        table.endRequest(slot)
+        table.wait(slot, for: .linger, now: now)
         discardInput(slot)
     }
 

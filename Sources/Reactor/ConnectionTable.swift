@@ -32,13 +32,22 @@ struct ConnectionState: OptionSet, CustomStringConvertible {
     }
 }
 
-/// Which timeout a connection is waiting on.
+/// The timeout lists: each kind is a list of its own. A connection is on at most one of
+/// the idle and linger lists, and, while it holds a partial request, also on the request list.
 enum TimeoutKind: UInt8 {
     case none = 0
-    /// The idle timeout (during a drain: the quiet grace).
+    /// The idle timeout from the last activity (during a drain: the quiet grace).
     case idle = 1
     /// The linger timeout after an error answer.
     case linger = 2
+    /// The deadline for a partial request to complete, from its first byte.
+    case request = 3
+}
+
+/// A connection's place in one timeout list.
+struct ListLinks {
+    var previous: Int32 = -1
+    var next: Int32 = -1
 }
 
 /// One slot of the connection table: everything zend knows about one client.
@@ -52,7 +61,10 @@ struct Connection {
     /// connection is never applied to a new one that reused the fd or the slot.
     var generation: UInt32 = 0
     var state: ConnectionState = []
+    /// The idle or linger list the connection is on (`.none` for neither).
     var timeout: TimeoutKind = .none
+    /// Whether it is on the request list (it holds a partial request).
+    var requestPending = false
     var id: UInt64 = 0
 
     /// Received bytes not yet answered.
@@ -65,11 +77,14 @@ struct Connection {
     var bytesSent: UInt64 = 0
     /// The last byte in or out (for the idle timeout).
     var lastActive = MonotonicInstant.zero
+    /// When the connection joined the linger list (its timeout counts from then).
+    var lingerSince = MonotonicInstant.zero
+    /// When the first byte of its partial request arrived (the request timeout counts from then).
+    var requestSince = MonotonicInstant.zero
     var opened = MonotonicInstant.zero
 
-    // Links of the timeout list this connection is on.
-    var previous: Int32 = -1
-    var next: Int32 = -1
+    var timeoutLinks = ListLinks()
+    var requestLinks = ListLinks()
 
     var peer = PeerAddress()
 
@@ -79,9 +94,9 @@ struct Connection {
 /// The connection table: slots for up to `capacity` connections, reused through a free
 /// list, plus the timeout lists threaded through them.
 ///
-/// The two timeout lists are ordered by last activity (every touch moves a connection
-/// to the tail), so the head is always the next to expire and the loop needs one
-/// timer per list, not one per connection.
+/// Each timeout list is ordered by its key (last activity for the idle list, the time of
+/// joining for the others): entries join at the tail with the latest key, so the head
+/// is always the next to expire and the loop needs one timer, not one per connection.
 struct ConnectionTable: ~Copyable {
     let capacity: Int
     /// The slots; index with `slots[i]` to touch a connection in place.
@@ -90,9 +105,17 @@ struct ConnectionTable: ~Copyable {
     private var freeSlots: [Int32] = []
     /// Open connections.
     private(set) var count = 0
+    /// How close two activities may be to count as one, in nanoseconds.
+    let resolution: Int64
 
-    private var heads: (idle: Int32, linger: Int32) = (-1, -1)
-    private var tails: (idle: Int32, linger: Int32) = (-1, -1)
+    private var idle = ListEnds()
+    private var linger = ListEnds()
+    private var request = ListEnds()
+
+    private struct ListEnds {
+        var head: Int32 = -1
+        var tail: Int32 = -1
+    }
 
     init(capacity: Int, resolution: Int64 = 1_000_000) {
         self.capacity = max(capacity, 1)
@@ -104,6 +127,13 @@ struct ConnectionTable: ~Copyable {
     deinit {
         slots.deinitialize(count: initialized)
         slots.deallocate()
+    }
+
+    /// The resolution for an idle timeout: a thousandth of it, from 1 to 10 ms (a 60 s
+    /// timeout may fire 10 ms early, a 0.3 s one 1 ms early; the drain's quiet grace
+    /// shares it).
+    static func resolution(for idleTimeout: Duration) -> Int64 {
+        min(max(idleTimeout.nanoseconds / 1000, 1_000_000), 10_000_000)
     }
 
     /// A free slot, with its generation already advanced past any earlier use; nil when full.
@@ -122,9 +152,10 @@ struct ConnectionTable: ~Copyable {
         return index
     }
 
-    /// Returns a closed connection's slot; its buffers must already be released.
+    /// Returns a closed connection's slot; it must be off every timeout list.
     mutating func release(_ index: Int32) {
-        precondition(slots[Int(index)].timeout == .none, "remove from its timeout list first")
+        precondition(slots[Int(index)].timeout == .none && !slots[Int(index)].requestPending,
+                     "remove from its timeout lists first")
         let generation = slots[Int(index)].generation &+ 1
         slots[Int(index)] = Connection()
         slots[Int(index)].generation = generation
@@ -132,69 +163,90 @@ struct ConnectionTable: ~Copyable {
         count -= 1
     }
 
-    /// The first connection on a timeout list (the one idle longest), or nil.
+    /// The first connection on a timeout list (the next to expire), or nil.
     func head(_ kind: TimeoutKind) -> Int32? {
-        let index = kind == .linger ? heads.linger : heads.idle
+        let index: Int32
+        switch kind {
+        case .none: index = -1
+        case .idle: index = idle.head
+        case .linger: index = linger.head
+        case .request: index = request.head
+        }
         return index >= 0 ? index : nil
     }
 
-    /// Puts the connection at the tail of `kind`'s list with `now` as its last activity,
-    /// taking it off whatever list it was on.
+    /// Records activity at `now`: a connection on the idle list moves to its tail.
     ///
     /// Activity within `resolution` of the last recorded one is not recorded again: a busy
     /// connection then costs one comparison per read instead of a move to the tail, and a
     /// timeout still fires within `resolution` of exact (never late, at most that early).
     @inline(__always)
-    mutating func touch(_ index: Int32, _ kind: TimeoutKind, now: MonotonicInstant) {
+    mutating func touch(_ index: Int32, now: MonotonicInstant) {
         let slot = slots + Int(index)
-        if slot.pointee.timeout == kind, now.nanoseconds &- slot.pointee.lastActive.nanoseconds < resolution {
-            return
-        }
+        if now.nanoseconds &- slot.pointee.lastActive.nanoseconds < resolution { return }
         slot.pointee.lastActive = now
-        if slot.pointee.timeout == kind, tail(kind) == index { return }
-        unlink(index)
-        slot.pointee.timeout = kind
-        let last = tail(kind)
-        slot.pointee.previous = last
-        slot.pointee.next = -1
-        if last >= 0 {
-            slots[Int(last)].next = index
-        } else {
-            setHead(kind, index)
-        }
-        setTail(kind, index)
+        if slot.pointee.timeout == .idle, idle.tail != index { wait(index, for: .idle, now: now) }
     }
 
-    /// How close two activities may be to count as one, in nanoseconds.
-    let resolution: Int64
-
-    /// The resolution for an idle timeout: a thousandth of it, from 1 to 10 ms (a 60 s
-    /// timeout may fire 10 ms early, a 0.3 s one 1 ms early; the drain's quiet grace and
-    /// the linger timeout share it).
-    static func resolution(for idleTimeout: Duration) -> Int64 {
-        min(max(idleTimeout.nanoseconds / 1000, 1_000_000), 10_000_000)
-    }
-
-    /// Takes the connection off its timeout list, if any.
-    @inline(__always)
-    mutating func unlink(_ index: Int32) {
+    /// Puts the connection at the tail of `kind`'s list, joining at `now`. Joining the idle
+    /// or linger list leaves the other; on the idle list `now` counts as activity.
+    mutating func wait(_ index: Int32, for kind: TimeoutKind, now: MonotonicInstant) {
         let slot = slots + Int(index)
-        let kind = slot.pointee.timeout
-        guard kind != .none else { return }
-        let previous = slot.pointee.previous, next = slot.pointee.next
-        if previous >= 0 { slots[Int(previous)].next = next } else { setHead(kind, next) }
-        if next >= 0 { slots[Int(next)].previous = previous } else { setTail(kind, previous) }
-        slot.pointee.previous = -1
-        slot.pointee.next = -1
-        slot.pointee.timeout = .none
+        switch kind {
+        case .none:
+            unlinkTimeout(index)
+        case .idle, .linger:
+            unlinkTimeout(index)
+            if kind == .idle { slot.pointee.lastActive = now } else { slot.pointee.lingerSince = now }
+            slot.pointee.timeout = kind
+            if kind == .idle {
+                Self.append(index, to: &idle, in: slots, links: \.timeoutLinks)
+            } else {
+                Self.append(index, to: &linger, in: slots, links: \.timeoutLinks)
+            }
+        case .request:
+            endRequest(index)
+            slot.pointee.requestSince = now
+            slot.pointee.requestPending = true
+            Self.append(index, to: &request, in: slots, links: \.requestLinks)
+        }
     }
 
-    private func tail(_ kind: TimeoutKind) -> Int32 { kind == .linger ? tails.linger : tails.idle }
-    private mutating func setHead(_ kind: TimeoutKind, _ index: Int32) {
-        if kind == .linger { heads.linger = index } else { heads.idle = index }
+    /// Takes the connection off the request list, if it is on it.
+    mutating func endRequest(_ index: Int32) {
+        guard slots[Int(index)].requestPending else { return }
+        Self.unlink(index, from: &request, in: slots, links: \.requestLinks)
+        slots[Int(index)].requestPending = false
     }
-    private mutating func setTail(_ kind: TimeoutKind, _ index: Int32) {
-        if kind == .linger { tails.linger = index } else { tails.idle = index }
+
+    /// Takes the connection off every timeout list.
+    mutating func unlink(_ index: Int32) {
+        unlinkTimeout(index)
+        endRequest(index)
+    }
+
+    private mutating func unlinkTimeout(_ index: Int32) {
+        switch slots[Int(index)].timeout {
+        case .idle: Self.unlink(index, from: &idle, in: slots, links: \.timeoutLinks)
+        case .linger: Self.unlink(index, from: &linger, in: slots, links: \.timeoutLinks)
+        case .none, .request: break
+        }
+        slots[Int(index)].timeout = .none
+    }
+
+    private static func append(_ index: Int32, to list: inout ListEnds, in slots: UnsafeMutablePointer<Connection>,
+                               links: WritableKeyPath<Connection, ListLinks>) {
+        slots[Int(index)][keyPath: links] = ListLinks(previous: list.tail, next: -1)
+        if list.tail >= 0 { slots[Int(list.tail)][keyPath: links].next = index } else { list.head = index }
+        list.tail = index
+    }
+
+    private static func unlink(_ index: Int32, from list: inout ListEnds, in slots: UnsafeMutablePointer<Connection>,
+                               links: WritableKeyPath<Connection, ListLinks>) {
+        let (previous, next) = (slots[Int(index)][keyPath: links].previous, slots[Int(index)][keyPath: links].next)
+        if previous >= 0 { slots[Int(previous)][keyPath: links].next = next } else { list.head = next }
+        if next >= 0 { slots[Int(next)][keyPath: links].previous = previous } else { list.tail = previous }
+        slots[Int(index)][keyPath: links] = ListLinks()
     }
 
     /// Indices of every open connection (for drains and shutdown; not a hot path).

@@ -46,6 +46,18 @@ struct PeerAddress: CustomStringConvertible {
         family = 0; port = 0; high = 0; low = 0
     }
 
+    /// The client's address without its port, for per-client limits; nil for unix peers.
+    var client: Client? {
+        isInternet ? Client(family: family, high: high, low: low) : nil
+    }
+
+    /// An address without its port.
+    struct Client: Hashable {
+        var family: UInt16
+        var high: UInt64
+        var low: UInt64
+    }
+
     /// True for TCP peers (where TCP_NODELAY applies).
     var isInternet: Bool { Int32(family) == AF_INET || Int32(family) == AF_INET6 }
 

@@ -52,6 +52,8 @@ struct Reactor: ~Copyable {
     var acceptResumeAt: MonotonicInstant?
     /// A descriptor kept in reserve so `EMFILE` can still accept-and-close the waiting client.
     var spareDescriptor: EventFD?
+    /// Client problems logged this second, and those not logged.
+    var clientProblems = LogRateLimit(perSecond: 5)
     var rejectedSinceWarning = 0
     var lastRejectionWarning: MonotonicInstant?
     var requestsServed: UInt64 = 0
@@ -126,12 +128,18 @@ struct Reactor: ~Copyable {
         spareDescriptor = try? EventFD()
 
         for fd in connections {
+            let peer = PeerAddress(peerOf: fd)
             guard shared.reserveConnection() else {
                 fd.close()
                 continue
             }
+            guard shared.reserveClient(peer) else {
+                fd.close()
+                releaseConnection()
+                continue
+            }
             control.load.wrappingAdd(1, ordering: .relaxed)
-            open(fd, peer: PeerAddress(peerOf: fd))
+            open(fd, peer: peer)
         }
     }
 

@@ -2,6 +2,9 @@
 public struct ReactorConfiguration: Sendable {
     /// Connections idle longer than this are closed.
     public var idleTimeout: Duration = .seconds(60)
+    /// A partial request must complete within this long from its first byte (like nginx's
+    /// `client_header_timeout`): a client trickling a byte at a time cannot hold a slot.
+    public var requestTimeout: Duration = .seconds(10)
     /// During a drain, a connection that owes nothing and has been quiet this long is closed.
     public var drainGrace: Duration = .milliseconds(100)
     /// A drain closes whatever is still open after this long.
@@ -14,6 +17,15 @@ public struct ReactorConfiguration: Sendable {
     public var turnBudget: Int = 64 << 10
     /// Open connections allowed across all reactors; more are accepted and closed at once.
     public var maxConnections: Int = 1024
+    /// Open connections allowed from one client address (0: no limit of its own); more
+    /// from that address are accepted and closed at once. Unix-socket clients share no
+    /// address and are not limited.
+    public var maxConnectionsPerClient = 0
+    /// The kernel send buffer of each TCP connection (`SO_SNDBUF`, set on the listeners and
+    /// inherited by what they accept; 0 leaves the kernel's autotuning). Answers are up to
+    /// 24 times larger than requests: without a cap, clients that never read pin the
+    /// autotuned maximum (4 MiB by default) each.
+    public var sendQueueBytes = 64 << 10
     /// Stop the reactor once it has no connections left (a passed-in connection, `Accept=yes`).
     public var exitWhenNoConnections = false
     /// Wake the supervisor whenever the last open connection closes (for `--exit-when-idle`).

@@ -5,11 +5,35 @@ import ZenProtocol
 /// Counters and limits shared by all reactors of one process.
 final class SharedCounters: Sendable {
     let maxConnections: Int
+    let maxConnectionsPerClient: Int
     let connections = Atomic<Int>(0)
     let nextConnectionID = Atomic<UInt64>(1)
+    /// Open connections per client address, kept only while a per-client limit is set.
+    private let perClient = Mutex<[PeerAddress.Client: Int]>([:])
 
-    init(maxConnections: Int) {
+    init(maxConnections: Int, maxConnectionsPerClient: Int = 0) {
         self.maxConnections = maxConnections
+        self.maxConnectionsPerClient = maxConnectionsPerClient
+    }
+
+    /// Counts one more connection from `peer`'s address if its limit allows it.
+    func reserveClient(_ peer: PeerAddress) -> Bool {
+        guard maxConnectionsPerClient > 0, let client = peer.client else { return true }
+        return perClient.withLock { counts in
+            let open = counts[client, default: 0]
+            guard open < maxConnectionsPerClient else { return false }
+            counts[client] = open + 1
+            return true
+        }
+    }
+
+    /// Counts one connection from `peer`'s address less.
+    func releaseClient(_ peer: PeerAddress) {
+        guard maxConnectionsPerClient > 0, let client = peer.client else { return }
+        perClient.withLock { counts in
+            let open = counts[client, default: 1] - 1
+            counts[client] = open > 0 ? open : nil
+        }
     }
 
     /// Counts one more connection if the limit allows it. A compare-exchange, so a

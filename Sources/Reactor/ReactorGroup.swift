@@ -68,7 +68,15 @@ public final class ReactorGroup: Sendable {
                 service: any RequestProtocol, configuration: ReactorConfiguration,
                 logger: Logger) throws(SystemError) {
         precondition(count >= 1)
-        shared = SharedCounters(maxConnections: configuration.maxConnections)
+        shared = SharedCounters(maxConnections: configuration.maxConnections,
+                                maxConnectionsPerClient: configuration.maxConnectionsPerClient)
+        if configuration.sendQueueBytes > 0 {
+            // Accepted TCP sockets inherit the listener's send buffer (and its lock against
+            // autotuning): one call per listener instead of one per connection.
+            for listener in listeners {
+                try? listener.fd.setOption(SOL_SOCKET, SO_SNDBUF, Int32(clamping: configuration.sendQueueBytes))
+            }
+        }
         wakeup = try EventFD()
         var controls: [ReactorControl] = []
         for _ in 0 ..< count { controls.append(try ReactorControl()) }

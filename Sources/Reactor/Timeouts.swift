@@ -10,30 +10,50 @@ extension Reactor {
     struct TimeoutNanoseconds {
         let idle: Int64
         let drainGrace: Int64
+        let request: Int64
         let linger: Int64
 
         init(_ configuration: ReactorConfiguration) {
             idle = configuration.idleTimeout.nanoseconds
             drainGrace = configuration.drainGrace.nanoseconds
+            request = configuration.requestTimeout.nanoseconds
             linger = configuration.lingerTimeout.nanoseconds
         }
     }
 
     /// How long a connection may stay quiet: the idle timeout, or the grace during a drain.
     private var quietPeriod: Int64 { draining ? timeouts.drainGrace : timeouts.idle }
+    /// How long a partial request may take to complete; during a drain, no longer than the
+    /// quiet grace (a client that started a request but went quiet holds up the exit).
+    private var requestPeriod: Int64 { draining ? min(timeouts.request, timeouts.drainGrace) : timeouts.request }
 
     mutating func expireTimeouts() {
+        reportSuppressedClientProblems()
         let quietPeriod = self.quietPeriod
         while let slot = table.head(.idle), table.slots[Int(slot)].lastActive.advanced(byNanoseconds: quietPeriod) <= now {
             let connection = table.slots + Int(slot)
             if draining, connection.pointee.output.count > 0 || connection.pointee.state.contains(.paused) {
                 // Still owed answers: quiet only because the client is slow to read.
-                table.touch(slot, .idle, now: now)
+                table.wait(slot, for: .idle, now: now)
                 continue
             }
             close(slot, reason: draining ? .shuttingDown : .idleTimeout)
         }
-        while let slot = table.head(.linger), table.slots[Int(slot)].lastActive.advanced(byNanoseconds: timeouts.linger) <= now {
+        while let slot = table.head(.request), table.slots[Int(slot)].requestSince.advanced(byNanoseconds: requestPeriod) <= now {
+            let connection = table.slots + Int(slot)
+            if draining, connection.pointee.output.count > 0 || connection.pointee.state.contains(.paused) {
+                table.wait(slot, for: .request, now: now)
+                continue
+            }
+            if !draining {
+                reportClientProblem("request not completed within the request timeout; closing", slot, [
+                    "request_timeout_ms": "\(timeouts.request / 1_000_000)",
+                    "pending_bytes": "\(connection.pointee.input.count)",
+                ])
+            }
+            close(slot, reason: draining ? .shuttingDown : .requestTimeout)
+        }
+        while let slot = table.head(.linger), table.slots[Int(slot)].lingerSince.advanced(byNanoseconds: timeouts.linger) <= now {
             close(slot, reason: .requestTooLong)
         }
         if let deadline = drainDeadline, now >= deadline {
@@ -61,10 +81,14 @@ extension Reactor {
     mutating func updateTimer() throws(SystemError) {
         var next = MonotonicInstant.never
         if let slot = table.head(.idle) { next = min(next, table.slots[Int(slot)].lastActive.advanced(byNanoseconds: quietPeriod)) }
+        if let slot = table.head(.request) {
+            next = min(next, table.slots[Int(slot)].requestSince.advanced(byNanoseconds: requestPeriod))
+        }
         if let slot = table.head(.linger) {
-            next = min(next, table.slots[Int(slot)].lastActive.advanced(byNanoseconds: timeouts.linger))
+            next = min(next, table.slots[Int(slot)].lingerSince.advanced(byNanoseconds: timeouts.linger))
         }
         if let drainDeadline { next = min(next, drainDeadline) }
+        if clientProblems.suppressed > 0 { next = min(next, clientProblems.windowEnd) }
         if let acceptResumeAt { next = min(next, acceptResumeAt) }
         guard next < .never else { return }
         if let armed = timerArmedAt, armed <= next { return }

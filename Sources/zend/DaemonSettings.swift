@@ -50,8 +50,12 @@ struct DaemonSettings {
         threads = command.threads ?? ProcessFacts.availableCPUs
         var reactor = ReactorConfiguration()
         // 0 means never: a century is "never" and keeps deadline arithmetic far from overflow.
-        reactor.idleTimeout = command.idleTimeout == 0 ? .seconds(100 * 365 * 86400) : .seconds(command.idleTimeout)
+        let never = Duration.seconds(100 * 365 * 86400)
+        reactor.idleTimeout = command.idleTimeout == 0 ? never : .seconds(command.idleTimeout)
         reactor.drainTimeout = .seconds(command.drainTimeout)
+        reactor.requestTimeout = command.requestTimeout == 0 ? never : .seconds(command.requestTimeout)
+        reactor.maxConnectionsPerClient = command.maxConnectionsPerClient ?? 0
+        reactor.sendQueueBytes = command.sendQueueBytes
         let openFiles = ProcessFacts.raiseOpenFileLimit()
         reactor.maxConnections = command.maxConnections
             ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles, threads: threads)

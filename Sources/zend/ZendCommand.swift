@@ -45,8 +45,21 @@ struct ZendCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Close connections idle this long (0: never).", valueName: "SECONDS"))
     var idleTimeout: Double = 60
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Close a connection whose partial request is not complete this long after its first byte (0: never).",
+        valueName: "SECONDS"))
+    var requestTimeout: Double = 10
+
     @Option(name: .long, help: ArgumentHelp("Most open connections (default: from RLIMIT_NOFILE).", valueName: "N"))
     var maxConnections: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Most open connections from one client address (default: no limit of its own).", valueName: "N"))
+    var maxConnectionsPerClient: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Kernel send buffer of each TCP connection, SO_SNDBUF (0: the kernel's autotuning).", valueName: "BYTES"))
+    var sendQueueBytes: Int = 65536
 
     @Option(name: .long, help: ArgumentHelp("On SIGTERM, close what is still open after this long.", valueName: "SECONDS"))
     var drainTimeout: Double = 5
@@ -71,6 +84,15 @@ struct ZendCommand: ParsableCommand {
         if maxRequestBytes > 16 << 20 { throw ValidationError("--max-request-bytes must be at most 16 MiB.") }
         if !(0 ... year).contains(idleTimeout) {
             throw ValidationError("--idle-timeout must be from 0 (never) to 31536000 seconds (a year).")
+        }
+        if !(0 ... year).contains(requestTimeout) {
+            throw ValidationError("--request-timeout must be from 0 (never) to 31536000 seconds (a year).")
+        }
+        if let maxConnectionsPerClient, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnectionsPerClient) {
+            throw ValidationError("--max-connections-per-client must be from 1 to \(ReactorConfiguration.maxConnectionsLimit).")
+        }
+        if sendQueueBytes != 0, !(4096 ... 64 << 20).contains(sendQueueBytes) {
+            throw ValidationError("--send-queue-bytes must be 0 (autotuning) or from 4096 to 67108864.")
         }
         if !(0 ... 86400).contains(drainTimeout) {
             throw ValidationError("--drain-timeout must be from 0 to 86400 seconds.")

@@ -36,9 +36,9 @@ struct ConnectionTableTests {
     func idleOrder() {
         var table = ConnectionTable(capacity: 8)
         let slots = (0 ..< 3).map { _ in table.allocate()! }
-        for (time, slot) in slots.enumerated() { table.touch(slot, .idle, now: instant(time)) }
+        for (time, slot) in slots.enumerated() { table.wait(slot, for: .idle, now: instant(time)) }
         #expect(table.head(.idle) == slots[0])
-        table.touch(slots[0], .idle, now: instant(10))
+        table.touch(slots[0], now: instant(10))
         #expect(table.head(.idle) == slots[1])
         table.unlink(slots[1])
         #expect(table.head(.idle) == slots[2])
@@ -52,21 +52,38 @@ struct ConnectionTableTests {
     func resolution() {
         var table = ConnectionTable(capacity: 4)
         let a = table.allocate()!, b = table.allocate()!
-        table.touch(a, .idle, now: instant(1))
-        table.touch(b, .idle, now: instant(2))
-        table.touch(a, .idle, now: MonotonicInstant(nanoseconds: 1_500_000))
+        table.wait(a, for: .idle, now: instant(1))
+        table.wait(b, for: .idle, now: instant(2))
+        table.touch(a, now: MonotonicInstant(nanoseconds: 1_500_000))
         #expect(table.head(.idle) == a && table.slots[Int(a)].lastActive == instant(1))
-        table.touch(a, .idle, now: instant(3))
+        table.touch(a, now: instant(3))
         #expect(table.head(.idle) == b && table.slots[Int(a)].lastActive == instant(3))
+    }
+
+    @Test("a partial request's deadline counts from its first byte: activity does not move it")
+    func requestList() {
+        var table = ConnectionTable(capacity: 8)
+        let a = table.allocate()!, b = table.allocate()!
+        table.wait(a, for: .idle, now: instant(1))
+        table.wait(a, for: .request, now: instant(1))
+        table.wait(b, for: .request, now: instant(2))
+        table.touch(a, now: instant(50))
+        #expect(table.head(.request) == a && table.slots[Int(a)].requestSince == instant(1))
+        #expect(table.head(.idle) == a && table.slots[Int(a)].lastActive == instant(50),
+                "the idle deadline still moves with activity")
+        table.endRequest(a)
+        #expect(table.head(.request) == b && table.head(.idle) == a)
+        table.unlink(b)
+        #expect(table.head(.request) == nil)
     }
 
     @Test("moving a connection to the linger list takes it off the idle list")
     func lingerList() {
         var table = ConnectionTable(capacity: 8)
         let a = table.allocate()!, b = table.allocate()!
-        table.touch(a, .idle, now: instant(1))
-        table.touch(b, .idle, now: instant(2))
-        table.touch(a, .linger, now: instant(3))
+        table.wait(a, for: .idle, now: instant(1))
+        table.wait(b, for: .idle, now: instant(2))
+        table.wait(a, for: .linger, now: instant(3))
         #expect(table.head(.idle) == b)
         #expect(table.head(.linger) == a)
         #expect(table.slots[Int(a)].timeout == .linger)

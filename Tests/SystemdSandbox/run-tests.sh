@@ -90,7 +90,7 @@ check "journal: 'started' entry with MESSAGE_ID, PRIORITY, CODE_* and _SYSTEMD_U
 check "journal: 'ready' entry with MESSAGE_ID and LISTENERS/APHORISMS/THREADS fields" journal_has \
   'e.get("MESSAGE_ID") == "92f4efcf23954625bdfcc7898dd33726" and e.get("LISTENERS") == "1" and e.get("APHORISMS") == "3" and "THREADS" in e'
 check "journal: a too-long request is a client-error entry with CLIENT_ADDRESS and CONNECTION_ID" journal_has \
-  'e.get("MESSAGE_ID") == "f54d6bcc279145fcbf04073d0de2cc55" and e.get("CLIENT_ADDRESS", "").startswith("127.0.0.1:") and "CONNECTION_ID" in e and e.get("PRIORITY") == "4"'
+  'e.get("MESSAGE_ID") == "f54d6bcc279145fcbf04073d0de2cc55" and e.get("CLIENT_ADDRESS", "").startswith("127.0.0.1:") and "CONNECTION_ID" in e and e.get("PRIORITY") == "5"'
 check "journal: zend never sets UNIT=" journal_all '"UNIT" not in e'
 
 # --- 3. systemctl reload zend: a good file, then a bad one

@@ -22,6 +22,33 @@ public final class TestClient: @unchecked Sendable {
         try fd.setNonBlocking(true)
     }
 
+    /// Connects from the loopback address `source` (such as 127.0.0.2) to 127.0.0.1:`port`,
+    /// so tests can play several clients.
+    public init(port: UInt16, fromLoopback source: String) throws {
+        let raw = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard raw >= 0 else { throw SystemError("socket", errno: errno) }
+        fd = FileDescriptor(rawValue: raw)
+        func address(_ text: String, _ port: UInt16) -> sockaddr_in {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            inet_pton(AF_INET, text, &address.sin_addr)
+            return address
+        }
+        var local = address(source, 0), remote = address("127.0.0.1", port)
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(raw, $0, length) } }
+        let connected = bound == 0 ? withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(raw, $0, length) }
+        } : -1
+        guard connected == 0 else {
+            let code = errno
+            fd.close()
+            throw SystemError(bound == 0 ? "connect" : "bind", errno: code)
+        }
+        try fd.setNonBlocking(true)
+    }
+
     public convenience init(port: UInt16, receiveBuffer: Int32? = nil) throws {
         try self.init(connectingTo: .ipv4(address: 0x7f00_0001, port: port), receiveBuffer: receiveBuffer)
     }

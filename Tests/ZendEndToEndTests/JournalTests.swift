@@ -103,7 +103,7 @@ extension EndToEnd {
             #expect(closed["BYTES_SENT"] == "8")
             let tooLong = try #require(entry("request too long"))
             #expect(tooLong["MESSAGE_ID"] == "f54d6bcc279145fcbf04073d0de2cc55")
-            #expect(tooLong["PRIORITY"] == "4")
+            #expect(tooLong["PRIORITY"] == "5", "a client's problem is a notice")
             #expect(tooLong["CLIENT_ADDRESS"]?.hasPrefix("127.0.0.1:") == true)
             let stopping = try #require(entry("SIGTERM: draining"))
             #expect(stopping["MESSAGE_ID"] == "c42069910768418bb5481b3d2d0508fd")

@@ -27,6 +27,115 @@ extension EndToEnd {
             #expect(active.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
         }
 
+        @Test("a partial request must complete within --request-timeout of its first byte, however it trickles")
+        func requestTimeout() throws {
+            let zend = try ZendServer(["--idle-timeout", "0.5", "--request-timeout", "1"])
+            let trickler = try zend.connect()
+            let other = try zend.connect()
+            let question = Array("Beautiful is better than?".utf8)
+            var sent = 0
+            // One byte every 0.2 s: active enough for the idle timeout, never a whole request.
+            let elapsed = milliseconds {
+                while sent < question.count - 1, trickler.send([question[sent]], timeout: .seconds(1)) {
+                    sent += 1
+                    #expect(other.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+                    if !trickler.receive(count: 1, timeout: .milliseconds(200)).isEmpty { break }
+                    let (_, end) = trickler.receiveToEnd(timeout: .milliseconds(1))
+                    if end != .timeout { break }
+                }
+            }
+            let (bytes, end) = trickler.receiveToEnd(timeout: .seconds(2))
+            #expect(bytes.isEmpty && end == .endOfFile, "the trickling client was not closed")
+            #expect(elapsed >= 900 && elapsed < 2500, "closed after \(elapsed) ms, \(sent) bytes")
+            try zend.waitForLog("request not completed within the request timeout")
+            #expect(zend.log.contains("notice"))
+        }
+
+        @Test("10,000 too-long requests from one client: a few lines a second in the log, then the count of the rest")
+        func clientProblemsAreRateLimited() throws {
+            let zend = try ZendServer(["--max-request-bytes", "8", "--threads", "1", "--log-target", "console"])
+            let started = ContinuousClock.now
+            for _ in 0 ..< 10_000 {
+                let client = try zend.connect()
+                client.send("no question mark here")
+                #expect(client.receiveText(count: 24) == "Error: request too long.")
+            }
+            let seconds = Double((ContinuousClock.now - started).components.seconds) + 1
+            usleep(1_200_000)  // the count of suppressed lines is due once their second is over
+            let lines = zend.log.split(separator: "\n")
+            let logged = lines.filter { $0.contains("request too long") }.count
+            let counts = lines.filter { $0.contains("client problems were not logged") }
+            let suppressed = counts.compactMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("suppressed=") }.flatMap { Int($0.dropFirst(11)) }
+            }.reduce(0, +)
+            #expect(Double(logged) <= 5 * (seconds + 1), "\(logged) lines in \(seconds) s")
+            #expect(logged + suppressed == 10_000, "\(logged) logged + \(suppressed) counted")
+        }
+
+        @Test("input is activity: a request dribbled a byte every 0.1 s outlives a 0.3 s idle timeout")
+        func dribbledRequestIsActivity() throws {
+            let zend = try ZendServer(["--idle-timeout", "0.3"])
+            let client = try zend.connect()
+            for byte in Array("Explicit is better than?".utf8) {
+                #expect(client.send([byte]))
+                usleep(100_000)
+            }
+            #expect(client.receiveText(count: 9) == "Implicit.")
+        }
+
+        @Test("--max-connections-per-client: one address gets that many connections; others still get in")
+        func perClientLimit() throws {
+            let zend = try ZendServer(["--max-connections-per-client", "3", "--threads", "2"])
+            let admitted = try (0 ..< 3).map { _ in try zend.connect() }
+            for client in admitted {
+                #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            }
+            let extra = try zend.connect()
+            extra.send("Simple is better than?")
+            let (bytes, end) = extra.receiveToEnd(timeout: .seconds(2))
+            #expect(bytes.isEmpty && (end == .endOfFile || end == .reset), "a fourth connection from 127.0.0.1 was served")
+            let elsewhere = try TestClient(port: zend.port, fromLoopback: "127.0.0.2")
+            #expect(elsewhere.ask("Explicit is better than?", expecting: "Implicit.") == "Implicit.")
+            try zend.waitForLog("connection limit per client reached")
+            // A place freed is a place for that address again.
+            admitted[0].close()
+            usleep(100_000)
+            let again = try zend.connect()
+            #expect(again.ask("Beautiful is better than?", expecting: "Ugly.") == "Ugly.")
+        }
+
+        /// Bytes waiting in the kernel send queue of zend's end of the connection from
+        /// local port `clientPort`, read from /proc/net/tcp (`tx_queue`).
+        private func sendQueue(serverPort: UInt16, clientPort: UInt16) -> Int? {
+            for line in Paths.read("/proc/net/tcp").split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 4 else { continue }
+                let local = fields[1].split(separator: ":"), remote = fields[2].split(separator: ":")
+                guard local.count == 2, remote.count == 2, UInt16(local[1], radix: 16) == serverPort,
+                      UInt16(remote[1], radix: 16) == clientPort else { continue }
+                return Int(fields[4].split(separator: ":")[0], radix: 16)
+            }
+            return nil
+        }
+
+        // Each 1-byte '?' earns a 24-byte answer: a client that sends and never reads would
+        // otherwise let the kernel autotune zend's send buffer to megabytes.
+        @Test("a client that never reads pins no more than --send-queue-bytes of kernel send queue", arguments: [65536, 0])
+        func sendQueueCap(bytes: Int) throws {
+            let zend = try ZendServer(["--send-queue-bytes", "\(bytes)"])
+            let client = try zend.connect()
+            let clientPort = try #require(try client.fd.localAddress()?.port)
+            _ = client.send(Array(repeating: UInt8(ascii: "?"), count: 1 << 20), timeout: .seconds(3))
+            usleep(300_000)
+            let queued = try #require(sendQueue(serverPort: zend.port, clientPort: clientPort))
+            if bytes > 0 {
+                // The kernel counts twice SO_SNDBUF, and its last write may overshoot by one 64 KiB segment.
+                #expect(queued <= 2 * bytes + 65536, "\(queued) bytes queued with a cap of \(bytes)")
+            } else {
+                #expect(queued > 8 * 65536, "autotuning queued only \(queued) bytes: the cap above proves nothing")
+            }
+        }
+
         @Test("beyond --max-connections new connections are accepted and closed at once; existing ones are served")
         func maxConnections() throws {
             let zend = try ZendServer(["--max-connections", "5", "--threads", "1"])

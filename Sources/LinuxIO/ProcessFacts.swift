@@ -26,6 +26,12 @@ public enum ProcessFacts {
         return UInt64(limit.rlim_cur)
     }
 
+    /// Gives memory the allocator holds free back to the system (glibc's `malloc_trim`):
+    /// after a burst of connections, freed buffers would otherwise stay resident.
+    public static func returnFreeMemory() {
+        _ = malloc_trim(0)
+    }
+
     /// This process's resident set size in bytes, from /proc/self/statm.
     public static func residentBytes(of pid: Int32? = nil) -> Int? {
         let path = pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm"

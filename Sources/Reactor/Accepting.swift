@@ -145,7 +145,14 @@ extension Reactor {
         table.release(slot)
         control.load.wrappingSubtract(1, ordering: .relaxed)
         releaseConnection()
+        if memoryTrimAt == nil, receivePool.released + sendPool.released >= Self.buffersBeforeTrim {
+            memoryTrimAt = now.advanced(by: .seconds(1))
+        }
     }
+
+    /// Buffers given back to the allocator after which it is trimmed (a second later, so a
+    /// wave of closes is trimmed once): 4 MiB of 16 KiB buffers.
+    static var buffersBeforeTrim: Int { 256 }
 
     /// Gives a connection back to the shared count; the supervisor hears when the last
     /// one across all reactors has gone (for `--exit-when-idle`).

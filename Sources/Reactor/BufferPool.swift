@@ -15,6 +15,9 @@ struct BufferPool: ~Copyable {
     private(set) var cached = 0
     /// Buffers currently handed out.
     private(set) var inUse = 0
+    /// Buffers given back to the allocator since `takeReleased()` (their memory may still
+    /// be resident until the allocator is trimmed).
+    private(set) var released = 0
 
     init(bufferSize: Int, keep: Int) {
         precondition(bufferSize >= MemoryLayout<UnsafeMutableRawPointer>.size)
@@ -28,6 +31,12 @@ struct BufferPool: ~Copyable {
             next = buffer.load(as: UnsafeMutableRawPointer?.self)
             buffer.deallocate()
         }
+    }
+
+    /// Returns the count of buffers released since the last call, resetting it.
+    mutating func takeReleased() -> Int {
+        defer { released = 0 }
+        return released
     }
 
     /// A buffer of `bufferSize` bytes (contents undefined).
@@ -48,6 +57,7 @@ struct BufferPool: ~Copyable {
         inUse -= 1
         guard cached < keep else {
             buffer.deallocate()
+            released += 1
             return
         }
         buffer.storeBytes(of: firstFree, as: UnsafeMutableRawPointer?.self)

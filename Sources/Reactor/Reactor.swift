@@ -52,6 +52,8 @@ struct Reactor: ~Copyable {
     var acceptResumeAt: MonotonicInstant?
     /// A descriptor kept in reserve so `EMFILE` can still accept-and-close the waiting client.
     var spareDescriptor: EventFD?
+    /// When to give freed buffer memory back to the system (set once many were freed).
+    var memoryTrimAt: MonotonicInstant?
     /// Client problems logged this second, and those not logged.
     var clientProblems = LogRateLimit(perSecond: 5)
     var rejectedSinceWarning = 0

@@ -26,6 +26,9 @@ static inline long zend_send(int fd, const void *buffer, size_t count, int flags
     return syscall(SYS_sendto, fd, buffer, count, flags, (void *)0, 0);
 }
 
+// malloc_trim(3): gives the allocator's free memory back to the system after load.
+#include <malloc.h>
+
 // accept4(2); needs _GNU_SOURCE, which shim.c defines.
 int zend_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 

@@ -88,12 +88,12 @@ extension EndToEnd {
             #expect(access(path, F_OK) != 0)
         }
 
-        @Test("a plain socket or a regular file put at the path while zend ran is left at exit")
-        func replacedPathKept() throws {
+        @Test("another socket bound at the path while zend ran is left at exit")
+        func replacedBySocketKept() throws {
             let directory = Paths.scratchDirectory("unixreplace")
             defer { Paths.remove(directory) }
             let path = directory + "/zend.sock"
-            let zend = try ZendServer([], listen: ["unix:\(path)"], label: "unixreplace-a")
+            let zend = try ZendServer([], listen: ["unix:\(path)"], label: "unixreplace")
             #expect(unlink(path) == 0)
             let other = try Socket.listen(on: .unix(path: path))
             defer { other.close() }
@@ -103,13 +103,19 @@ extension EndToEnd {
             #expect(lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK, "the other socket file was removed")
             let client = try Socket.connect(to: .unix(path: path))
             client.close()
+        }
 
-            let path2 = directory + "/zend2.sock"
-            let zend2 = try ZendServer([], listen: ["unix:\(path2)"], label: "unixreplace-b")
-            #expect(unlink(path2) == 0)
-            Paths.write("someone's file\n", to: path2)
-            zend2.stop()
-            #expect(Paths.read(path2) == "someone's file\n")
+        @Test("a regular file put at the path while zend ran is not deleted at exit")
+        func replacedByFileKept() throws {
+            let directory = Paths.scratchDirectory("unixreplacefile")
+            defer { Paths.remove(directory) }
+            let path = directory + "/zend.sock"
+            let zend = try ZendServer([], listen: ["unix:\(path)"], label: "unixreplacefile")
+            #expect(unlink(path) == 0)
+            Paths.write("someone's file\n", to: path)
+            zend.stop()
+            #expect(zend.process.exitCode == 0)
+            #expect(Paths.read(path) == "someone's file\n")
         }
 
         @Test("mode=OCTAL gives the socket file that mode even under umask 077; the default is 0660")

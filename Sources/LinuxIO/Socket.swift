@@ -6,32 +6,120 @@ public enum Socket {
     /// The listen backlog; the kernel caps it at `net.core.somaxconn`.
     public static let defaultBacklog: Int32 = 4096
 
+    /// The mode of a unix socket file when the address gives none (`unix:PATH,mode=OCTAL`):
+    /// owner and group may connect, others not. Applied exactly, whatever the umask.
+    public static let defaultUnixSocketMode: mode_t = 0o660
+
     /// A non-blocking, close-on-exec listening stream socket bound to `address`.
+    /// Throws `SystemError`; where the path of a unix address holds something that is
+    /// not a socket, that is `bind` failing with `EEXIST`. Callers that remove the socket
+    /// file at exit use `openListener(on:)`, which also says which file `bind` created.
+    public static func listen(on address: SocketAddress, backlog: Int32 = defaultBacklog) throws(SystemError) -> FileDescriptor {
+        do {
+            return try openListener(on: address, backlog: backlog).fd
+        } catch {
+            switch error {
+            case .system(let error): throw error
+            case .notASocket: throw SystemError("bind", errno: error.errno)
+            }
+        }
+    }
+
+    /// A non-blocking, close-on-exec listening stream socket bound to `address`, and for
+    /// a unix address the socket file `bind` created (path, device and inode).
     ///
     /// TCP listeners get `SO_REUSEADDR` (a restart must not wait out TIME_WAIT) and
     /// IPv6 ones `IPV6_V6ONLY`, so `[::]` and `0.0.0.0` can be listened on side by side.
-    /// A unix path left behind by a dead process is replaced; a live one is "in use".
-    public static func listen(on address: SocketAddress, backlog: Int32 = defaultBacklog) throws(SystemError) -> FileDescriptor {
-        let fd = try makeStream(address.family, nonBlocking: true)
+    ///
+    /// A unix path left behind by a dead process (a socket whose connect is refused) is
+    /// replaced; a live one is "in use" (`EADDRINUSE`); anything else there — a regular
+    /// file, a directory, a FIFO, a symbolic link — is `.notASocket` and left alone.
+    /// The socket file gets the address's mode (or `defaultUnixSocketMode`) before
+    /// `listen`, so no client connects while it has any other.
+    public static func openListener(on address: SocketAddress, backlog: Int32 = defaultBacklog) throws(ListenError) -> ListeningSocket {
+        let fd: FileDescriptor
         do {
+            fd = try makeStream(address.family, nonBlocking: true)
+        } catch {
+            throw .system(error)
+        }
+        do {
+            var file: UnixSocketFile?
             switch address {
             case .ipv4:
                 try fd.setOption(SOL_SOCKET, SO_REUSEADDR, 1)
+                try bind(fd, address)
             case .ipv6:
                 try fd.setOption(SOL_SOCKET, SO_REUSEADDR, 1)
                 try fd.setOption(Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)
-            case .unix(let path):
-                try removeStaleUnixSocket(path)
+                try bind(fd, address)
+            case .unix(let path, let mode):
+                file = try bindUnix(fd, address, path: path, mode: mode ?? defaultUnixSocketMode)
             }
-            _ = try address.withSockAddr { (raw, length) throws(SystemError) in
-                try retryingInterrupts("bind") { bind(fd.rawValue, raw, length) }
+            do {
+                try retryingInterrupts("listen") { Glibc.listen(fd.rawValue, backlog) }
+            } catch {
+                file?.remove()
+                throw error
             }
-            try retryingInterrupts("listen") { Glibc.listen(fd.rawValue, backlog) }
-            return fd
-        } catch {
+            return ListeningSocket(fd: fd, file: file)
+        } catch let error as SystemError {
+            fd.close()
+            throw .system(error)
+        } catch let error as ListenError {
             fd.close()
             throw error
+        } catch {
+            fd.close()
+            preconditionFailure("unexpected error \(error)")
         }
+    }
+
+    private static func bind(_ fd: FileDescriptor, _ address: SocketAddress) throws(SystemError) {
+        _ = try address.withSockAddr { (raw, length) throws(SystemError) in
+            try retryingInterrupts("bind") { Glibc.bind(fd.rawValue, raw, length) }
+        }
+    }
+
+    /// Binds `fd` to `path` with `mode`, replacing a stale socket there; the file it created.
+    ///
+    /// The mode: the kernel creates the file with the socket inode's mode less the umask,
+    /// so an `fchmod` of the socket before `bind` makes the file no wider than `mode` from
+    /// the start (an `fchmod` after `bind` would not reach the file). Where the umask took
+    /// away bits `mode` asks for, the file is changed to exactly `mode` before `listen`,
+    /// while connecting to it is still refused. The process umask is never changed: it is
+    /// shared by every thread, and the log writer is already running.
+    private static func bindUnix(_ fd: FileDescriptor, _ address: SocketAddress, path: String,
+                                 mode: mode_t) throws -> UnixSocketFile {
+        try removeStaleUnixSocket(path)
+        try retryingInterrupts("fchmod") { fchmod(fd.rawValue, mode) }
+        try bind(fd, address)
+        guard let info = UnixSocketFile.status(of: path), (info.st_mode & S_IFMT) == S_IFSOCK else {
+            // Replaced in the instant since bind: the file is not ours to change or remove.
+            throw SystemError("bind", errno: EADDRINUSE)
+        }
+        let file = UnixSocketFile(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        if info.st_mode & 0o7777 != mode {
+            do {
+                try setMode(mode, of: file)
+            } catch {
+                file.remove()
+                throw error
+            }
+        }
+        return file
+    }
+
+    /// Sets the mode of `file`'s path without following a symbolic link put there since.
+    private static func setMode(_ mode: mode_t, of file: UnixSocketFile) throws(SystemError) {
+        if fchmodat(AT_FDCWD, file.path, mode, AT_SYMLINK_NOFOLLOW) == 0 { return }
+        let code = errno
+        // glibc does AT_SYMLINK_NOFOLLOW through /proc; without /proc, check and chmod.
+        guard code == EOPNOTSUPP || code == ENOTSUP else { throw SystemError("chmod", errno: code) }
+        guard let info = UnixSocketFile.status(of: file.path), file.isSame(as: info) else {
+            throw SystemError("chmod", errno: EADDRINUSE)
+        }
+        try retryingInterrupts("chmod") { chmod(file.path, mode) }
     }
 
     /// A connected stream socket (blocking unless `nonBlocking`). A `receiveBuffer` size
@@ -64,15 +152,23 @@ public enum Socket {
         return FileDescriptor(rawValue: raw)
     }
 
-    /// Unlinks `path` if it is a socket nobody listens on any more.
-    private static func removeStaleUnixSocket(_ path: String) throws(SystemError) {
-        var info = stat()
-        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else { return }
+    /// Clears the way for binding `path`: nothing there is fine; a socket nobody listens
+    /// on any more (connect refused) is unlinked; a live one is `EADDRINUSE`; anything
+    /// else is `.notASocket`, so a file someone keeps there is never lost.
+    private static func removeStaleUnixSocket(_ path: String) throws {
+        guard let info = UnixSocketFile.status(of: path) else { return }  // nothing there: bind says the rest
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ListenError.notASocket(path: path, found: UnixSocketFile.describe(info, path: path))
+        }
         let probe: FileDescriptor
         do {
-            probe = try connect(to: .unix(path: path))
+            // Non-blocking: a live server whose backlog is full answers EAGAIN instead of stalling us.
+            probe = try connect(to: .unix(path: path), nonBlocking: true)
         } catch {
-            if error.errno == ECONNREFUSED { _ = unlink(path) }
+            guard error.errno == ECONNREFUSED else { throw SystemError("bind", errno: EADDRINUSE) }
+            // Unlink only the socket that refused: not one another process put there since.
+            let stale = UnixSocketFile(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+            stale.remove()
             return
         }
         probe.close()

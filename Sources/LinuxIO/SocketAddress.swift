@@ -5,7 +5,9 @@ import Glibc
 public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
     case ipv4(address: UInt32, port: UInt16)              // address in host byte order
     case ipv6(address: IPv6Bytes, port: UInt16, scope: UInt32)
-    case unix(path: String)
+    /// A unix socket path, and the mode its file gets when zend listens there
+    /// (nil: `Socket.defaultUnixSocketMode`); connecting ignores the mode.
+    case unix(path: String, mode: mode_t? = nil)
 
     /// Sixteen bytes of an IPv6 address, in network order.
     public struct IPv6Bytes: Sendable, Equatable {
@@ -23,14 +25,32 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `127.0.0.1:1060`, `[::1]:1060`, `*:1060` (all IPv4 interfaces) or `unix:/run/zend.sock`.
     /// Names such as `localhost:1060` are resolved and may give several addresses.
+    ///
+    /// A unix path may be followed by options, socat style: `unix:/run/zend.sock,mode=0660`
+    /// gives the socket file's permissions in octal (at most 0777; the default is
+    /// `Socket.defaultUnixSocketMode`, 0660). A comma in a path is kept unless what
+    /// follows it looks like `word=value`.
     public static func parse(_ text: String) throws(ParseError) -> [SocketAddress] {
         if text.hasPrefix("unix:") {
-            let path = String(text.dropFirst(5))
+            var path = Substring(text.dropFirst(5))
+            var mode: mode_t?
+            while let comma = path.lastIndex(of: ","),
+                  case let option = path[path.index(after: comma)...],
+                  let equals = option.firstIndex(of: "="),
+                  case let key = option[..<equals],
+                  !key.isEmpty, key.allSatisfy({ $0.isASCII && $0.isLetter }) {
+                guard key == "mode" else {
+                    throw ParseError(text: text, reason: "unknown unix socket option '\(key)' (expected mode=OCTAL, such as mode=0660)")
+                }
+                guard mode == nil else { throw ParseError(text: text, reason: "mode is given twice") }
+                mode = try parseMode(option[option.index(after: equals)...], in: text)
+                path = path[..<comma]
+            }
             guard !path.isEmpty else { throw ParseError(text: text, reason: "empty unix socket path") }
             guard path.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
                 throw ParseError(text: text, reason: "unix socket path is too long")
             }
-            return [.unix(path: path)]
+            return [.unix(path: String(path), mode: mode)]
         }
         let host: String
         let portText: Substring
@@ -53,6 +73,26 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
             throw ParseError(text: text, reason: "port must be a number from 0 to 65535")
         }
         return try resolve(host: host, port: port)
+    }
+
+    /// The `mode=` of a unix address: octal permission bits, at most 0777.
+    private static func parseMode(_ value: Substring, in text: String) throws(ParseError) -> mode_t {
+        guard !value.isEmpty else {
+            throw ParseError(text: text, reason: "mode= needs octal permissions, such as mode=0660")
+        }
+        guard value.allSatisfy({ ("0" ... "7").contains($0) }), let mode = mode_t(value, radix: 8) else {
+            throw ParseError(text: text, reason: "mode '\(value)' is not an octal number such as 0660")
+        }
+        guard mode <= 0o777 else {
+            throw ParseError(text: text, reason: "mode \(value) is more than 0777 (setuid, setgid and sticky bits mean nothing on a socket)")
+        }
+        return mode
+    }
+
+    /// A mode as `chmod` shows it: four octal digits, such as `0660`.
+    public static func modeText(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// Addresses for `host` (an IP literal, `*` or empty for all IPv4 interfaces, or a name) and `port`.
@@ -147,8 +187,8 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
             return "\(Self.ipv4Text(address)):\(port)"
         case .ipv6(let address, let port, _):
             return "[\(Self.ipv6Text(address))]:\(port)"
-        case .unix(let path):
-            return "unix:\(path)"
+        case .unix(let path, let mode):
+            return "unix:\(path)" + (mode.map { ",mode=\(Self.modeText($0))" } ?? "")
         }
     }
 
@@ -185,7 +225,7 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
             v6.sin6_scope_id = scope
             Self.copy(v6, into: &storage)
             length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        case .unix(let path):
+        case .unix(let path, _):
             var un = sockaddr_un()
             un.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &un.sun_path) { bytes in

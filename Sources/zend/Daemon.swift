@@ -25,8 +25,8 @@ struct Daemon {
             return error.code
         }
         var listenersOpen = true
-        let closeListeners = {
-            if listenersOpen { endpoints.closeListeners() }
+        let closeListeners = { [logger] in
+            if listenersOpen { endpoints.closeListeners(logger: logger) }
             listenersOpen = false
         }
         defer { closeListeners() }
@@ -74,12 +74,26 @@ struct Daemon {
     struct Endpoints {
         var listeners: [Listener] = []
         var connections: [FileDescriptor] = []
-        /// Unix socket paths zend created itself and removes at exit (never systemd's).
-        var ownedPaths: [String] = []
+        /// Unix socket files zend created itself (never systemd's), removed at exit if the
+        /// path still holds that very socket (same device and inode): a file put there since,
+        /// or the socket of a newer zend that took the path over, stays.
+        var ownedFiles: [UnixSocketFile] = []
 
-        func closeListeners() {
+        /// Removes the owned socket files, then closes the listeners (so the path never
+        /// points at a socket that refuses connections while it is still ours).
+        func closeListeners(logger: Logger? = nil) {
+            for file in ownedFiles {
+                let outcome = file.remove()
+                switch outcome {
+                case .removed:
+                    logger?.debug("removed socket file \(file.path)")
+                case .missing, .replaced:
+                    logger?.info("socket file \(file.path) \(outcome)")
+                case .failed:
+                    logger?.warning("socket file \(file.path) \(outcome)")
+                }
+            }
             for listener in listeners { listener.fd.close() }
-            for path in ownedPaths { _ = unlink(path) }
         }
     }
 
@@ -106,13 +120,20 @@ struct Daemon {
         }
         for address in addresses {
             do {
-                let fd = try Socket.listen(on: address)
+                let opened = try Socket.openListener(on: address)
+                let fd = opened.fd
                 // Port 0 asks the kernel for a free port: report the one it chose.
                 let bound = (try? fd.localAddress()).flatMap { $0 } ?? address
                 endpoints.listeners.append(Listener(fd: fd, address: bound.description, passedName: nil))
-                if case .unix(let path) = address { endpoints.ownedPaths.append(path) }
+                if let file = opened.file {
+                    endpoints.ownedFiles.append(file)
+                    if case .unix(_, let mode) = address {
+                        let shown = SocketAddress.modeText(mode ?? Socket.defaultUnixSocketMode)
+                        logger.debug("created socket file \(file), mode \(shown)")
+                    }
+                }
             } catch {
-                endpoints.closeListeners()
+                endpoints.closeListeners(logger: logger)
                 throw StartError(message: "cannot listen on \(address): \(error)", errno: error.errno,
                                  code: ExitCodes.unavailable)
             }

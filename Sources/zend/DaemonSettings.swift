@@ -95,9 +95,11 @@ struct DaemonSettings {
         }
     }
 
-    /// Questions a client can never ask, because they are longer than a request may be.
+    /// Questions a client can never ask, because they are longer than a request may be,
+    /// shortened for a log line: a long question shows its first 60 bytes and its length.
     func unreachableQuestions(_ table: AphorismTable) -> [String] {
         table.entries.map(\.question).filter { $0.utf8.count > maxRequestBytes }
+            .map { AphorismFile.abbreviated($0) }
     }
 
     /// The service answering requests with `table`.

@@ -169,4 +169,17 @@ struct ZendAphorismFileCheckTests {
         #expect(result.output.contains("aphorism file \(file) is 16777217 bytes, more than the limit of 16777216 bytes"),
                 "\(result.output.suffix(2000))")
     }
+
+    @Test("a question no client can ask is named in a short warning, not printed whole")
+    func longQuestionWarning() throws {
+        let directory = Paths.scratchDirectory("longq")
+        defer { Paths.remove(directory) }
+        let file = directory + "/aphorisms.conf"
+        Paths.write("Short? Yes.\n" + String(repeating: "Q", count: 100_000) + "? Never asked.\n", to: file)
+        let result = try zend(["--check", "--aphorisms", file])
+        #expect(result.code == 0)
+        #expect(result.output.contains("the question \"\(String(repeating: "Q", count: 60))… (100001 bytes)\" is longer than"),
+                "\(result.output.prefix(500))")
+        #expect(result.output.utf8.count < 2000)
+    }
 }

@@ -6,8 +6,15 @@ import ZenProtocol
 /// Everything the daemon needs, validated and resolved from the command line.
 struct DaemonSettings {
     static let defaultAddress = SocketAddress.ipv4(address: 0x7f00_0001, port: 1060)
+    /// The largest aphorism file zend reads: 16 MiB, thousands of times the book's table
+    /// (a full table of 4 KiB answers is about 4,000 entries), yet read and parsed in well
+    /// under a second, so a reload never holds up signal handling for long.
+    static let defaultMaxAphorismFileBytes = 16 << 20
 
     var aphorismPath: String?
+    /// The largest aphorism file accepted, in bytes (`--max-aphorism-file-bytes`); a larger
+    /// file is an error at start, on `--check` and on reload.
+    var maxAphorismFileBytes: Int = DaemonSettings.defaultMaxAphorismFileBytes
     var table: AphorismTable
     var maxRequestBytes: Int
     /// Addresses asked for with `--listen` or `HOST`/`-p`; empty means "the passed
@@ -26,8 +33,9 @@ struct DaemonSettings {
     init(_ command: ZendCommand) throws(Problem) {
         aphorismPath = command.aphorisms
         maxRequestBytes = command.maxRequestBytes
+        // To wire `--max-aphorism-file-bytes`: maxAphorismFileBytes = command.maxAphorismFileBytes
         if let path = command.aphorisms {
-            table = try Self.loadTable(path)
+            table = try Self.loadTable(path, maxBytes: maxAphorismFileBytes)
         } else {
             table = .default
         }
@@ -64,13 +72,25 @@ struct DaemonSettings {
         self.reactor = reactor
     }
 
-    /// Reads and parses an aphorism file; errors name the file and line.
-    static func loadTable(_ path: String) throws(Problem) -> AphorismTable {
+    /// Reads and parses an aphorism file; errors name the file (and the line).
+    ///
+    /// Only a regular file of at most `maxBytes` bytes is read, opened without blocking:
+    /// a FIFO, a device (`/dev/zero`), a directory or an oversized file is refused at
+    /// once, so neither start-up, `--check` nor a SIGHUP reload can hang or run out of memory.
+    static func loadTable(_ path: String, maxBytes: Int = defaultMaxAphorismFileBytes) throws(Problem) -> AphorismTable {
         let contents: [UInt8]
         do {
-            contents = try FileDescriptor.readFile(path)
+            contents = try FileDescriptor.readRegularFile(path, maxBytes: maxBytes)
         } catch {
-            throw Problem(description: "cannot read aphorism file \(path): \(error.reason)", errno: error.errno)
+            switch error {
+            case .system(let failure):
+                throw Problem(description: "cannot read aphorism file \(path): \(failure.reason)", errno: error.errno)
+            case .notRegular:
+                throw Problem(description: "aphorism file \(path) \(error.reason)", errno: error.errno)
+            case .tooLarge:
+                throw Problem(description: "aphorism file \(path) \(error.reason) (--max-aphorism-file-bytes)",
+                              errno: error.errno)
+            }
         }
         do {
             return try AphorismFile.parse(contents, name: path)
@@ -79,9 +99,11 @@ struct DaemonSettings {
         }
     }
 
-    /// Questions a client can never ask, because they are longer than a request may be.
+    /// Questions a client can never ask, because they are longer than a request may be,
+    /// shortened for a log line: a long question shows its first 60 bytes and its length.
     func unreachableQuestions(_ table: AphorismTable) -> [String] {
         table.entries.map(\.question).filter { $0.utf8.count > maxRequestBytes }
+            .map { AphorismFile.abbreviated($0) }
     }
 
     /// The service answering requests with `table`.

@@ -33,7 +33,7 @@ struct DaemonSettings {
     init(_ command: ZendCommand) throws(Problem) {
         aphorismPath = command.aphorisms
         maxRequestBytes = command.maxRequestBytes
-        // To wire `--max-aphorism-file-bytes`: maxAphorismFileBytes = command.maxAphorismFileBytes
+        maxAphorismFileBytes = command.maxAphorismFileBytes
         if let path = command.aphorisms {
             table = try Self.loadTable(path, maxBytes: maxAphorismFileBytes)
         } else {
@@ -77,7 +77,7 @@ struct DaemonSettings {
     /// Only a regular file of at most `maxBytes` bytes is read, opened without blocking:
     /// a FIFO, a device (`/dev/zero`), a directory or an oversized file is refused at
     /// once, so neither start-up, `--check` nor a SIGHUP reload can hang or run out of memory.
-    static func loadTable(_ path: String, maxBytes: Int = defaultMaxAphorismFileBytes) throws(Problem) -> AphorismTable {
+    static func loadTable(_ path: String, maxBytes: Int) throws(Problem) -> AphorismTable {
         let contents: [UInt8]
         do {
             contents = try FileDescriptor.readRegularFile(path, maxBytes: maxBytes)

@@ -177,7 +177,7 @@ struct Supervisor {
         notifier.reloading()
         logger.info("reloading \(path)", metadata: LifecycleEvent.reloading.metadata)
         do {
-            let fresh = try DaemonSettings.loadTable(path)
+            let fresh = try DaemonSettings.loadTable(path, maxBytes: settings.maxAphorismFileBytes)
             for question in settings.unreachableQuestions(fresh) {
                 logger.warning("the question \"\(question)\" is longer than --max-request-bytes; no client can ask it")
             }

@@ -29,12 +29,15 @@ struct ZendCommand: ParsableCommand {
     var port: UInt16?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock (repeatable).",
+        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock[,mode=0660] (repeatable).",
         valueName: "ADDR"))
     var listen: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Aphorism file: one 'question? answer' per line.", valueName: "FILE"))
     var aphorisms: String?
+
+    @Option(name: .long, help: ArgumentHelp("Largest aphorism file read (a regular file only).", valueName: "BYTES"))
+    var maxAphorismFileBytes: Int = DaemonSettings.defaultMaxAphorismFileBytes
 
     @Option(name: .long, help: "Reactor threads (default: the CPUs this process may use).")
     var threads: Int?
@@ -84,6 +87,9 @@ struct ZendCommand: ParsableCommand {
         if maxRequestBytes > 16 << 20 { throw ValidationError("--max-request-bytes must be at most 16 MiB.") }
         if !(0 ... year).contains(idleTimeout) {
             throw ValidationError("--idle-timeout must be from 0 (never) to 31536000 seconds (a year).")
+        }
+        if !(1 ... 1 << 30).contains(maxAphorismFileBytes) {
+            throw ValidationError("--max-aphorism-file-bytes must be from 1 to 1073741824.")
         }
         if !(0 ... year).contains(requestTimeout) {
             throw ValidationError("--request-timeout must be from 0 (never) to 31536000 seconds (a year).")

@@ -4,12 +4,12 @@ import Glibc
 /// zend's entry point. swift-argument-parser builds its whole model of the command
 /// (reflection over every option, protocol-conformance look-ups, generic metadata) on
 /// each run, which took about two thirds of the instructions from exec to the first
-/// answer. So the command lines a service manager or a script gives (no arguments,
-/// `--aphorisms FILE`, `--listen ADDR --threads N`, `--version`) are read here; any
-/// other (help, completion scripts, `--name=value`, short options other than `-p`,
-/// positional HOST, repeated options, values starting with '-', anything unknown or
-/// invalid) goes to `ZendCommand`, unchanged, so its output and exit code are the
-/// parser's own.
+/// answer. So the command lines a service manager, a script or the book gives (no
+/// arguments, `--aphorisms FILE`, `--listen ADDR --threads N`, `HOST -p PORT`,
+/// `--version`) are read here; any other (help, completion scripts, `--name=value`,
+/// short options other than `-p`, repeated options, empty values or values starting
+/// with '-', anything unknown or invalid) goes to `ZendCommand`, unchanged, so its
+/// output and exit code are the parser's own.
 @main
 enum ZendMain {
     static func main() {
@@ -26,14 +26,22 @@ enum ZendMain {
         if code != 0 { exit(code) }
     }
 
-    /// The options of a command line in the plain form `--name VALUE`, `-p PORT` and
-    /// `--check`; nil for anything else, or if a value is not one `ZendCommand` accepts.
+    /// The options of a command line in the plain form `--name VALUE`, `-p PORT`,
+    /// `--check` and one HOST; nil for anything else, or if a value is not one
+    /// `ZendCommand` accepts.
     static func options(_ arguments: [String]) -> ZendOptions? {
         var options = ZendOptions()
         var seen: [String] = []
         var index = arguments.startIndex
         while index < arguments.endIndex {
             var name = arguments[index]
+            if let first = name.utf8.first, first != UInt8(ascii: "-") {
+                // The positional HOST, once.
+                guard options.host == nil else { return nil }
+                options.host = name
+                index += 1
+                continue
+            }
             if name == "-p" { name = "--port" }
             // Every option but --listen may be given once here; the parser decides the rest.
             if name != "--listen" {

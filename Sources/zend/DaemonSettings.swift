@@ -30,7 +30,7 @@ struct DaemonSettings {
         var errno: Int32 = EINVAL
     }
 
-    init(_ command: ZendCommand) throws(Problem) {
+    init(_ command: ZendOptions) throws(Problem) {
         aphorismPath = command.aphorisms
         maxRequestBytes = command.maxRequestBytes
         maxAphorismFileBytes = command.maxAphorismFileBytes

@@ -8,7 +8,8 @@ import SystemdSupport
 import ZenProtocol
 
 /// The `zend` command line: the book's `zend [HOST] [-p PORT]` and the daemon's options.
-@main
+/// `ZendMain` reads the common command lines itself and hands every other one (help,
+/// completion scripts, errors) to this parser; both end in `ZendOptions.run()`.
 struct ZendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zend",
@@ -37,21 +38,21 @@ struct ZendCommand: ParsableCommand {
     var aphorisms: String?
 
     @Option(name: .long, help: ArgumentHelp("Largest aphorism file read (a regular file only).", valueName: "BYTES"))
-    var maxAphorismFileBytes: Int = DaemonSettings.defaultMaxAphorismFileBytes
+    var maxAphorismFileBytes: Int = ZendOptions().maxAphorismFileBytes
 
     @Option(name: .long, help: "Reactor threads (default: the CPUs this process may use).")
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp("Longest request in bytes, '?' included.", valueName: "N"))
-    var maxRequestBytes: Int = ZenService.defaultMaxRequestBytes
+    var maxRequestBytes: Int = ZendOptions().maxRequestBytes
 
     @Option(name: .long, help: ArgumentHelp("Close connections idle this long (0: never).", valueName: "SECONDS"))
-    var idleTimeout: Double = 60
+    var idleTimeout: Double = ZendOptions().idleTimeout
 
     @Option(name: .long, help: ArgumentHelp(
         "Close a connection whose partial request is not complete this long after its first byte (0: never).",
         valueName: "SECONDS"))
-    var requestTimeout: Double = 10
+    var requestTimeout: Double = ZendOptions().requestTimeout
 
     @Option(name: .long, help: ArgumentHelp("Most open connections (default: from RLIMIT_NOFILE).", valueName: "N"))
     var maxConnections: Int?
@@ -62,56 +63,99 @@ struct ZendCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp(
         "Kernel send buffer of each TCP connection, SO_SNDBUF (0: the kernel's autotuning).", valueName: "BYTES"))
-    var sendQueueBytes: Int = 65536
+    var sendQueueBytes: Int = ZendOptions().sendQueueBytes
 
     @Option(name: .long, help: ArgumentHelp("On SIGTERM, close what is still open after this long.", valueName: "SECONDS"))
-    var drainTimeout: Double = 5
+    var drainTimeout: Double = ZendOptions().drainTimeout
 
     @Option(name: .long, help: ArgumentHelp(
         "Exit after this long with no connection (socket activation starts zend again).", valueName: "SECONDS"))
     var exitWhenIdle: Double?
 
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: LogLevelOption = .info
+    var logLevel: LogLevelOption = ZendOptions().logLevel
 
     @Option(name: .long, help: "auto (journal when stderr is the journal), journal or console.")
-    var logTarget: LogTargetOption = .auto
+    var logTarget: LogTargetOption = ZendOptions().logTarget
 
     @Flag(name: .long, help: "Check the configuration and exit (like nginx -t).")
     var check = false
 
+    /// The parsed values.
+    var options: ZendOptions {
+        ZendOptions(host: host, port: port, listen: listen, aphorisms: aphorisms,
+                    maxAphorismFileBytes: maxAphorismFileBytes, threads: threads,
+                    maxRequestBytes: maxRequestBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
+                    maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient,
+                    sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout, exitWhenIdle: exitWhenIdle,
+                    logLevel: logLevel, logTarget: logTarget, check: check)
+    }
+
     func validate() throws {
-        let year = 365.0 * 86400
-        if let threads, !(1 ... 1024).contains(threads) { throw ValidationError("--threads must be from 1 to 1024.") }
-        if maxRequestBytes < 1 { throw ValidationError("--max-request-bytes must be at least 1.") }
-        if maxRequestBytes > 16 << 20 { throw ValidationError("--max-request-bytes must be at most 16 MiB.") }
-        if !(0 ... year).contains(idleTimeout) {
-            throw ValidationError("--idle-timeout must be from 0 (never) to 31536000 seconds (a year).")
-        }
-        if !(1 ... 1 << 30).contains(maxAphorismFileBytes) {
-            throw ValidationError("--max-aphorism-file-bytes must be from 1 to 1073741824.")
-        }
-        if !(0 ... year).contains(requestTimeout) {
-            throw ValidationError("--request-timeout must be from 0 (never) to 31536000 seconds (a year).")
-        }
-        if let maxConnectionsPerClient, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnectionsPerClient) {
-            throw ValidationError("--max-connections-per-client must be from 1 to \(ReactorConfiguration.maxConnectionsLimit).")
-        }
-        if sendQueueBytes != 0, !(4096 ... 64 << 20).contains(sendQueueBytes) {
-            throw ValidationError("--send-queue-bytes must be 0 (autotuning) or from 4096 to 67108864.")
-        }
-        if !(0 ... 86400).contains(drainTimeout) {
-            throw ValidationError("--drain-timeout must be from 0 to 86400 seconds.")
-        }
-        if let maxConnections, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnections) {
-            throw ValidationError("--max-connections must be from 1 to \(ReactorConfiguration.maxConnectionsLimit).")
-        }
-        if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle <= year) {
-            throw ValidationError("--exit-when-idle must be more than 0 and at most 31536000 seconds.")
-        }
+        if let problem = options.problem { throw ValidationError(problem) }
     }
 
     func run() throws {
+        let code = options.run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+/// What the command line asks for, however it was read (`ZendCommand` or `ZendMain`).
+struct ZendOptions {
+    var host: String?
+    var port: UInt16?
+    var listen: [String] = []
+    var aphorisms: String?
+    var maxAphorismFileBytes: Int = DaemonSettings.defaultMaxAphorismFileBytes
+    var threads: Int?
+    var maxRequestBytes: Int = ZenService.defaultMaxRequestBytes
+    var idleTimeout: Double = 60
+    var requestTimeout: Double = 10
+    var maxConnections: Int?
+    var maxConnectionsPerClient: Int?
+    var sendQueueBytes: Int = 65536
+    var drainTimeout: Double = 5
+    var exitWhenIdle: Double?
+    var logLevel: LogLevelOption = .info
+    var logTarget: LogTargetOption = .auto
+    var check = false
+
+    /// What is wrong with these values, as the usage error says it; nil if nothing.
+    var problem: String? {
+        let year = 365.0 * 86400
+        if let threads, !(1 ... 1024).contains(threads) { return "--threads must be from 1 to 1024." }
+        if maxRequestBytes < 1 { return "--max-request-bytes must be at least 1." }
+        if maxRequestBytes > 16 << 20 { return "--max-request-bytes must be at most 16 MiB." }
+        if !(0 ... year).contains(idleTimeout) {
+            return "--idle-timeout must be from 0 (never) to 31536000 seconds (a year)."
+        }
+        if !(1 ... 1 << 30).contains(maxAphorismFileBytes) {
+            return "--max-aphorism-file-bytes must be from 1 to 1073741824."
+        }
+        if !(0 ... year).contains(requestTimeout) {
+            return "--request-timeout must be from 0 (never) to 31536000 seconds (a year)."
+        }
+        if let maxConnectionsPerClient, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnectionsPerClient) {
+            return "--max-connections-per-client must be from 1 to \(ReactorConfiguration.maxConnectionsLimit)."
+        }
+        if sendQueueBytes != 0, !(4096 ... 64 << 20).contains(sendQueueBytes) {
+            return "--send-queue-bytes must be 0 (autotuning) or from 4096 to 67108864."
+        }
+        if !(0 ... 86400).contains(drainTimeout) {
+            return "--drain-timeout must be from 0 to 86400 seconds."
+        }
+        if let maxConnections, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnections) {
+            return "--max-connections must be from 1 to \(ReactorConfiguration.maxConnectionsLimit)."
+        }
+        if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle <= year) {
+            return "--exit-when-idle must be more than 0 and at most 31536000 seconds."
+        }
+        return nil
+    }
+
+    /// Checks the configuration or runs the daemon; returns the exit code.
+    func run() -> Int32 {
         // Before any thread exists (the log writer is the first), so every thread inherits
         // the mask and these signals arrive only through the supervisor's signalfd.
         Signals.block([SIGINT, SIGTERM, SIGHUP])
@@ -126,17 +170,16 @@ struct ZendCommand: ParsableCommand {
         } catch {
             logger.critical("configuration error: \(error)", metadata: LifecycleEvent.startFailed.metadata)
             notifier.failed(status: "Configuration error: \(error)", errno: error.errno)
-            throw ExitCode(ExitCodes.config)
+            return ExitCodes.config
         }
         for question in settings.unreachableQuestions(settings.table) {
             logger.warning("the question \"\(question)\" is longer than --max-request-bytes \(settings.maxRequestBytes); no client can ask it")
         }
         if check {
             print("zend: configuration OK: \(settings.summary)")
-            return
+            return 0
         }
-        let code = Daemon(settings: settings, logger: logger, notifier: notifier).run()
-        if code != 0 { throw ExitCode(code) }
+        return Daemon(settings: settings, logger: logger, notifier: notifier).run()
     }
 }
 

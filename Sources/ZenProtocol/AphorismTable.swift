@@ -77,7 +77,7 @@ public final class AphorismTable: @unchecked Sendable {
         for index in entries.indices {
             let key = ranges[2 + 2 * index], answer = ranges[3 + 2 * index]
             let keyBytes = UnsafeRawBufferPointer(rebasing: base[key])
-            let hash = Self.hash(keyBytes)
+            let hash = KeyHash.of(keyBytes)
             var i = Int(truncatingIfNeeded: hash) & mask
             var duplicate = false
             while slots[i].hash != 0 {
@@ -114,7 +114,12 @@ public final class AphorismTable: @unchecked Sendable {
     /// The answer for `question` (its exact bytes, `?` included), or nil if unknown.
     @inline(__always)
     public func answer(for question: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
-        let hash = Self.hash(question)
+        answer(for: question, hash: KeyHash.of(question))
+    }
+
+    /// The answer for `question` whose `KeyHash` the framer already computed.
+    @inline(__always)
+    func answer(for question: UnsafeRawBufferPointer, hash: UInt64) -> UnsafeRawBufferPointer? {
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[i]
@@ -138,34 +143,6 @@ public final class AphorismTable: @unchecked Sendable {
     @inline(__always)
     private func bytes(_ offset: Int32, _ length: Int32) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: arena.baseAddress! + Int(offset), count: Int(length))
-    }
-
-    /// A word-at-a-time multiply-xorshift hash, never 0 (0 marks empty slots). Eight bytes
-    /// per step, the last eight overlapping: a question of 24 bytes costs three multiplies
-    /// where a byte-wise hash costs 24. Only the table's own keys share its slots, so a
-    /// client cannot lengthen the probes whatever it sends.
-    @inline(__always)
-    private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        let count = bytes.count
-        var h = 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: count)
-        guard let base = bytes.baseAddress else { return h }
-        @inline(__always) func mix(_ word: UInt64) {
-            h = (h ^ word) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 31
-        }
-        if count >= 8 {
-            var i = 0
-            while i + 8 < count {
-                mix(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-                i += 8
-            }
-            mix(base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
-        } else {
-            var tail: UInt64 = 0
-            for i in 0 ..< count { tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
-            mix(tail)
-        }
-        return h == 0 ? 1 : h
     }
 
     /// Byte equality, eight bytes at a time, the last eight overlapping.

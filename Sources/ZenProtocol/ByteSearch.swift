@@ -1,5 +1,16 @@
 /// Byte searches used by the framer, kept free of libc so the protocol stays pure.
 enum ByteSearch {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Bit 7 of each byte of the result is set where `word` holds `pattern`'s byte; the
+    /// lowest set bit is always the first match (higher ones may be false positives).
+    @inline(__always)
+    private static func matches(_ word: UInt64, _ pattern: UInt64) -> UInt64 {
+        let x = word ^ pattern
+        return (x &- ones) & ~x & highs
+    }
+
     /// Index of the first `byte` in `buffer[from...]`, or nil.
     ///
     /// Eight bytes per step (SWAR): a pipelined read of 16 KiB is scanned in about
@@ -9,22 +20,53 @@ enum ByteSearch {
         let count = buffer.count
         var i = start
         guard let base = buffer.baseAddress else { return nil }
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         let pattern = ones &* UInt64(byte)
-        while i + 8 <= count {
-            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ pattern
-            // A zero byte in `word` marks a match; this expression has its high bit set
-            // at the first such byte (little endian: lowest address = lowest bits).
-            let found = (word &- ones) & ~word & highs
-            if found != 0 {
-                return i + found.trailingZeroBitCount / 8
-            }
-            i += 8
+        while i &+ 8 <= count {
+            let found = matches(base.loadUnaligned(fromByteOffset: i, as: UInt64.self), pattern)
+            if found != 0 { return i &+ found.trailingZeroBitCount / 8 }
+            i &+= 8
         }
         while i < count {
             if base.load(fromByteOffset: i, as: UInt8.self) == byte { return i }
-            i += 1
+            i &+= 1
+        }
+        return nil
+    }
+
+    /// The request starting at `start`: the index of the first `?` at or after it and the
+    /// `KeyHash` of the bytes from `start` through that `?`, in one pass of eight bytes a
+    /// step (finding the end and hashing the key would otherwise read it twice).
+    @inline(__always)
+    static func request(in buffer: UnsafeRawBufferPointer, from start: Int) -> (mark: Int, hash: UInt64)? {
+        guard let base = buffer.baseAddress else { return nil }
+        let count = buffer.count
+        let pattern = ones &* 0x3F
+        var hash = KeyHash()
+        var i = start
+        while i &+ 8 <= count {
+            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let found = matches(word, pattern)
+            if found != 0 {
+                let last = found.trailingZeroBitCount / 8
+                // Only the bytes up to the '?': the key's last word, zero-padded.
+                hash.mix(last == 7 ? word : word & ((1 &<< UInt64(8 &* (last &+ 1))) &- 1))
+                let mark = i &+ last
+                return (mark, hash.finish(length: mark &+ 1 &- start))
+            }
+            hash.mix(word)
+            i &+= 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < count {
+            let byte = base.load(fromByteOffset: i, as: UInt8.self)
+            tail |= UInt64(byte) &<< shift
+            if byte == 0x3F {
+                hash.mix(tail)
+                return (i, hash.finish(length: i &+ 1 &- start))
+            }
+            shift &+= 8
+            i &+= 1
         }
         return nil
     }
@@ -33,5 +75,44 @@ enum ByteSearch {
     @inline(__always)
     static func isSkippableWhitespace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
+    }
+}
+
+/// The table's key hash: a multiply-xorshift over the key's 8-byte words (the last one
+/// zero-padded), then its length. Word-wise, so the framer computes it while it looks
+/// for the `?`; only the table's own keys share its slots, so a client cannot lengthen
+/// the probes whatever it sends.
+struct KeyHash {
+    private var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    @inline(__always)
+    mutating func mix(_ word: UInt64) {
+        state = (state ^ word) &* 0xBF58_476D_1CE4_E5B9
+        state ^= state &>> 31
+    }
+
+    /// The hash, never 0 (0 marks an empty slot of the table).
+    @inline(__always)
+    func finish(length: Int) -> UInt64 {
+        var copy = self
+        copy.mix(UInt64(truncatingIfNeeded: length))
+        return copy.state == 0 ? 1 : copy.state
+    }
+
+    /// The hash of `bytes`, as `ByteSearch.request` computes it for a request.
+    static func of(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash = KeyHash()
+        let count = bytes.count
+        var i = 0
+        while i + 8 <= count {
+            hash.mix(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            i += 8
+        }
+        if i < count {
+            var tail: UInt64 = 0
+            for (shift, byte) in bytes[i...].enumerated() { tail |= UInt64(byte) << UInt64(8 * shift) }
+            hash.mix(tail)
+        }
+        return hash.finish(length: count)
     }
 }

@@ -54,6 +54,28 @@ struct ByteSearchTests {
         }
     }
 
+    @Test("the framer's one-pass search and hash agree with a plain search and the table's hash, at every offset")
+    func requestScanAgrees() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0 ..< 70 {
+            for _ in 0 ..< 20 {
+                var bytes = (0 ..< length).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+                    .map { $0 == 0x3f ? 0 : $0 }
+                if length > 0, Bool.random(using: &generator) { bytes[Int.random(in: 0 ..< length)] = 0x3f }
+                bytes.withUnsafeBytes { raw in
+                    for start in 0 ... length {
+                        let found = ByteSearch.request(in: raw, from: start)
+                        let mark = bytes[start...].firstIndex(of: 0x3f)
+                        #expect(found?.mark == mark)
+                        if let mark, let found {
+                            #expect(found.hash == KeyHash.of(UnsafeRawBufferPointer(rebasing: raw[start ... mark])))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test("bytes that differ from '?' only in the high bit are not matches")
     func highBitNeighbours() {
         let bytes: [UInt8] = [0xbf, 0xbf, 0xbf, 0x3e, 0x3f | 0x80, 0x1f, 0x7f, 0xff, 0x3f]

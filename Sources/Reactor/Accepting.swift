@@ -101,7 +101,7 @@ extension Reactor {
         do {
             // Data that arrived before this call still produces the first edge.
             try poller.add(fd, events: [.input, .readHangup, .edgeTriggered],
-                           data: Token.connection(slot, connection.pointee.generation))
+                           data: EventToken.connection(slot, connection.pointee.generation))
         } catch {
             logger.error("cannot watch a new connection", metadata: ["error": "\(error)"])
             fd.close()
@@ -215,7 +215,7 @@ extension Reactor {
     mutating func startAccepting() throws(SystemError) {
         guard !listening, !draining else { return }
         for (position, listener) in listeners.enumerated() {
-            try poller.add(listener.fd, events: Self.listenerEvents, data: Token.listener(position))
+            try poller.add(listener.fd, events: Self.listenerEvents, data: EventToken.listener(position))
         }
         listening = true
     }

@@ -250,7 +250,7 @@ extension Reactor {
         connection.pointee.state.insert(.outputArmed)
         do {
             try poller.modify(connection.pointee.fd, events: [.input, .output, .readHangup, .edgeTriggered],
-                              data: Token.connection(slot, connection.pointee.generation))
+                              data: EventToken.connection(slot, connection.pointee.generation))
             return true
         } catch {
             close(slot, reason: .epollFailed, error: error)
@@ -263,7 +263,7 @@ extension Reactor {
         let connection = table.slots + Int(slot)
         guard !connection.pointee.state.contains(.queued) else { return }
         connection.pointee.state.insert(.queued)
-        ready.append(Token.connection(slot, connection.pointee.generation))
+        ready.append(EventToken.connection(slot, connection.pointee.generation))
     }
 
     /// The peer shut its side and every answer went out: report a partial request, close.

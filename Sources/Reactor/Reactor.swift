@@ -13,14 +13,15 @@ import ZenProtocol
 /// The type is split by section: this file holds the loop, `ConnectionIO.swift` serves
 /// one connection, `Accepting.swift` opens, balances and closes connections, and
 /// `Timeouts.swift` keeps the timers. A value rather than a class, so the loop's state
-/// is accessed in place without Swift's dynamic exclusivity checks.
-struct Reactor: ~Copyable {
+/// is accessed in place without Swift's dynamic exclusivity checks; generic over the
+/// protocol, so the answer path is specialized and called directly (see `ReactorGroup`).
+struct Reactor<Service: RequestProtocol>: ~Copyable {
     let index: Int
     let poller: Epoll
     let timer: TimerFD
     let listeners: [Listener]
     var listening = false
-    var service: any RequestProtocol
+    var service: Service
     let configuration: ReactorConfiguration
     let timeouts: TimeoutNanoseconds
     let shared: SharedCounters
@@ -38,7 +39,7 @@ struct Reactor: ~Copyable {
     /// Resume answering a paused connection once its unsent bytes drop to this.
     let sendLowWater: Int
     /// Compact the receive buffer before a read that would have less room than this.
-    static let minimumReadSpace = 4096
+    static var minimumReadSpace: Int { 4096 }
 
     /// Connections that used up their turn's budget, served again after the others.
     var ready: [UInt64] = []
@@ -69,21 +70,8 @@ struct Reactor: ~Copyable {
     let scratchInput: UnsafeMutableRawBufferPointer
     let scratchOutput: UnsafeMutableRawBufferPointer
 
-    /// What an epoll event's 64-bit data says: a connection (slot and generation) or one
-    /// of the loop's own descriptors.
-    enum Token {
-        static let specialBase: UInt32 = 0xFFFF_FF00
-        static let timer: UInt64 = 0xFFFF_FFFF
-        static let control: UInt64 = 0xFFFF_FFFE
-        static func listener(_ index: Int) -> UInt64 { UInt64(specialBase) + UInt64(index) }
-        @inline(__always)
-        static func connection(_ slot: Int32, _ generation: UInt32) -> UInt64 {
-            UInt64(generation) << 32 | UInt64(UInt32(slot))
-        }
-    }
-
     init(index: Int, listeners: [Listener], adopting connections: [FileDescriptor],
-         service: any RequestProtocol, configuration: ReactorConfiguration,
+         service: Service, configuration: ReactorConfiguration,
          shared: SharedCounters, peers: [ReactorControl],
          notifySupervisor: @escaping @Sendable () -> Void, logger: Logger) throws(SystemError) {
         precondition(listeners.count < 200, "listener tokens are limited")
@@ -91,10 +79,10 @@ struct Reactor: ~Copyable {
         // half-built, nor fail once built.
         let newPoller = try Epoll(capacity: 512)
         let newTimer = try TimerFD()
-        try newPoller.add(newTimer.fd, events: .input, data: Token.timer)
-        try newPoller.add(peers[index].wakeup.fd, events: .input, data: Token.control)
+        try newPoller.add(newTimer.fd, events: .input, data: EventToken.timer)
+        try newPoller.add(peers[index].wakeup.fd, events: .input, data: EventToken.control)
         for (position, listener) in listeners.enumerated() {
-            try newPoller.add(listener.fd, events: Self.listenerEvents, data: Token.listener(position))
+            try newPoller.add(listener.fd, events: Self.listenerEvents, data: EventToken.listener(position))
         }
         listening = true
         poller = newPoller
@@ -177,7 +165,7 @@ struct Reactor: ~Copyable {
     @inline(__always)
     private mutating func dispatch(_ token: UInt64, _ flags: Epoll.Events) -> Bool {
         let slot = UInt32(truncatingIfNeeded: token)
-        guard slot < Token.specialBase else { return dispatchSpecial(token) }
+        guard slot < EventToken.specialBase else { return dispatchSpecial(token) }
         let connection = table.slots + Int(slot)
         // A connection closed earlier in this batch may have left its slot (and fd
         // number) to a new one: its generation tells them apart.
@@ -195,14 +183,14 @@ struct Reactor: ~Copyable {
 
     private mutating func dispatchSpecial(_ token: UInt64) -> Bool {
         switch token {
-        case Token.timer:
+        case EventToken.timer:
             timer.acknowledge()
             timerArmedAt = nil
             expireTimeouts()
-        case Token.control:
+        case EventToken.control:
             return handleCommands()
         default:
-            acceptConnections(from: Int(token - UInt64(Token.specialBase)))
+            acceptConnections(from: Int(token - UInt64(EventToken.specialBase)))
         }
         return false
     }
@@ -233,7 +221,7 @@ struct Reactor: ~Copyable {
             open(connection.fd, peer: connection.peer)
         }
         let commands = control.take()
-        if let replacement = commands.service {
+        if let replacement = commands.service as? Service {
             // Buffers were sized for the first service; a reload keeps its limits.
             if replacement.maxRequestBytes + Self.minimumReadSpace <= receivePool.bufferSize,
                replacement.maxAnswerBytes <= sendPool.bufferSize / 4 {
@@ -271,5 +259,18 @@ struct Reactor: ~Copyable {
 
     private static func roundUp(_ value: Int, to multiple: Int) -> Int {
         (value + multiple - 1) / multiple * multiple
+    }
+}
+
+/// What an epoll event's 64-bit data says: a connection (slot and generation) or one
+/// of the loop's own descriptors.
+enum EventToken {
+    static var specialBase: UInt32 { 0xFFFF_FF00 }
+    static var timer: UInt64 { 0xFFFF_FFFF }
+    static var control: UInt64 { 0xFFFF_FFFE }
+    static func listener(_ index: Int) -> UInt64 { UInt64(specialBase) + UInt64(index) }
+    @inline(__always)
+    static func connection(_ slot: Int32, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(slot))
     }
 }

@@ -64,8 +64,11 @@ public final class ReactorGroup: Sendable {
     public var errors: [String] { failures.withLock { $0 } }
 
     /// Starts `count` reactors serving `listeners` (and adopting `connections`, spread over them).
-    public init(count: Int, listeners: [Listener], adopting connections: [FileDescriptor] = [],
-                service: any RequestProtocol, configuration: ReactorConfiguration,
+    // Specialized for the Zen protocol here, where the reactor's code is: from a generic
+    // entry point every call of `serve` would go through the protocol's witness table.
+    @_specialize(exported: true, where Service == ZenService)
+    public init<Service: RequestProtocol>(count: Int, listeners: [Listener], adopting connections: [FileDescriptor] = [],
+                service: Service, configuration: ReactorConfiguration,
                 logger: Logger) throws(SystemError) {
         precondition(count >= 1)
         shared = SharedCounters(maxConnections: configuration.maxConnections,
@@ -85,7 +88,7 @@ public final class ReactorGroup: Sendable {
         // Build every reactor before starting any thread, so a failure leaves nothing running.
         let group = self
         let notify: @Sendable () -> Void = { group.wakeup.signal() }
-        var handOffs: [ReactorHandOff] = []
+        var handOffs: [ReactorHandOff<Service>] = []
         for index in 0 ..< count {
             let mine = connections.indices.filter { $0 % count == index }.map { connections[$0] }
             handOffs.append(ReactorHandOff(try Reactor(
@@ -156,9 +159,9 @@ public final class ReactorGroup: Sendable {
 }
 
 /// Moves a reactor to the thread that will own it; nothing else touches it afterwards.
-private final class ReactorHandOff: @unchecked Sendable {
-    private var reactor: Reactor?
-    init(_ reactor: consuming Reactor) { self.reactor = .some(reactor) }
+private final class ReactorHandOff<Service: RequestProtocol>: @unchecked Sendable {
+    private var reactor: Reactor<Service>?
+    init(_ reactor: consuming Reactor<Service>) { self.reactor = .some(reactor) }
     /// The reactor, once (on the thread that runs it).
-    func take() -> Reactor? { reactor.take() }
+    func take() -> Reactor<Service>? { reactor.take() }
 }

@@ -152,11 +152,11 @@ public final class AphorismTable: @unchecked Sendable {
         guard count == b.count else { return false }
         guard count >= 8 else { return a.elementsEqual(b) }
         var i = 0
-        while i + 8 < count {
+        while i &+ 8 < count {
             if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
                 return false
             }
-            i += 8
+            i &+= 8
         }
         return a.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
             == b.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)

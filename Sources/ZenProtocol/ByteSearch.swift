@@ -78,25 +78,27 @@ enum ByteSearch {
     }
 }
 
-/// The table's key hash: a multiply-xorshift over the key's 8-byte words (the last one
-/// zero-padded), then its length. Word-wise, so the framer computes it while it looks
-/// for the `?`; only the table's own keys share its slots, so a client cannot lengthen
-/// the probes whatever it sends.
+/// The table's key hash: each of the key's 8-byte words (the last one zero-padded) is
+/// folded in with a rotate and a multiply, then the length and a final avalanche, so
+/// the low bits that pick a slot depend on every byte. Word-wise, so the framer computes
+/// it while it looks for the `?`; only the table's own keys share its slots, so a client
+/// cannot lengthen the probes whatever it sends.
 struct KeyHash {
     private var state: UInt64 = 0x9E37_79B9_7F4A_7C15
 
     @inline(__always)
     mutating func mix(_ word: UInt64) {
-        state = (state ^ word) &* 0xBF58_476D_1CE4_E5B9
-        state ^= state &>> 31
+        state = ((state &<< 29 | state &>> 35) ^ word) &* 0xBF58_476D_1CE4_E5B9
     }
 
     /// The hash, never 0 (0 marks an empty slot of the table).
     @inline(__always)
     func finish(length: Int) -> UInt64 {
-        var copy = self
-        copy.mix(UInt64(truncatingIfNeeded: length))
-        return copy.state == 0 ? 1 : copy.state
+        var h = state ^ UInt64(truncatingIfNeeded: length)
+        h ^= h &>> 31
+        h &*= 0x94D0_49BB_1331_11EB
+        h ^= h &>> 29
+        return h == 0 ? 1 : h
     }
 
     /// The hash of `bytes`, as `ByteSearch.request` computes it for a request.

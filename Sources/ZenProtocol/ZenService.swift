@@ -22,34 +22,36 @@ public struct ZenService: RequestProtocol {
     }
 
     public func serve(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> ServeResult {
+        // Offsets stay within the buffers, whose sizes fit in an Int: wrapping arithmetic
+        // leaves out overflow checks that cannot fire.
         let count = input.count
         var position = 0
         var produced = 0
         var requests = 0
         while true {
             while position < count, ByteSearch.isSkippableWhitespace(input[position]) {
-                position += 1
+                position &+= 1
             }
             guard let (mark, hash) = ByteSearch.request(in: input, from: position) else {
                 // A partial request of `maxRequestBytes` bytes can only end longer than allowed.
-                if count - position >= maxRequestBytes {
+                if count &- position >= maxRequestBytes {
                     return tooLong(at: position, of: count, produced: produced, requests: requests, output: output)
                 }
                 return ServeResult(consumed: position, produced: produced, requests: requests, stop: .needInput)
             }
-            let end = mark + 1
-            if end - position > maxRequestBytes {
+            let end = mark &+ 1
+            if end &- position > maxRequestBytes {
                 return tooLong(at: position, of: count, produced: produced, requests: requests, output: output)
             }
-            let question = UnsafeRawBufferPointer(rebasing: input[position ..< end])
+            let question = UnsafeRawBufferPointer(start: input.baseAddress! + position, count: end &- position)
             let answer = table.answer(for: question, hash: hash) ?? table.unknown
-            guard answer.count <= output.count - produced else {
+            guard answer.count <= output.count &- produced else {
                 return ServeResult(consumed: position, produced: produced, requests: requests, stop: .outputFull)
             }
             Self.copy(answer, to: output.baseAddress! + produced)
-            produced += answer.count
+            produced &+= answer.count
             position = end
-            requests += 1
+            requests &+= 1
         }
     }
 

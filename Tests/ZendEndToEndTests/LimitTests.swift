@@ -194,6 +194,9 @@ extension EndToEnd {
             let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
             let ticks = (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
             #expect(ticks < 100, "zend used \(ticks) ticks of CPU")
+            // The log writer is a thread of its own: give it a moment.
+            let logged = ContinuousClock.now + .seconds(5)
+            while !Paths.read(log).contains("out of file descriptors"), ContinuousClock.now < logged { usleep(10_000) }
             #expect(Paths.read(log).contains("out of file descriptors"))
             // Freeing descriptors lets new clients in again.
             clients.removeAll()

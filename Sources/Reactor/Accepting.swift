@@ -7,6 +7,7 @@ enum CloseReason: String {
     case clientClosed = "closed by client"
     case idleTimeout = "idle timeout"
     case requestTimeout = "request timeout"
+    case bufferLimit = "buffer memory limit"
     case requestTooLong = "request too long"
     case readFailed = "read failed"
     case sendFailed = "send failed"

@@ -20,12 +20,13 @@ struct BufferWindow {
         UnsafeRawBufferPointer(start: buffer.map { UnsafeRawPointer($0) + Int(start) }, count: count)
     }
 
-    /// The free space after the waiting bytes, taking a buffer from `pool` if none is held.
-    /// When less than `minimumSpace` is free, the waiting bytes first move to the front.
+    /// The free space after the waiting bytes, taking a buffer from `pool` if none is held
+    /// (nil if the pool's budget refuses one). When less than `minimumSpace` is free, the
+    /// waiting bytes first move to the front.
     @inline(__always)
-    mutating func reserve(from pool: inout BufferPool, minimumSpace: Int) -> UnsafeMutableRawBufferPointer {
+    mutating func reserve(from pool: inout BufferPool, minimumSpace: Int) -> UnsafeMutableRawBufferPointer? {
         guard let held = buffer else {
-            let fresh = pool.take()
+            guard let fresh = pool.take() else { return nil }
             buffer = fresh
             return UnsafeMutableRawBufferPointer(start: fresh, count: pool.bufferSize)
         }

@@ -30,7 +30,7 @@ extension Reactor {
                 return
             }
             if !answered, connection.pointee.input.count > 0, state.isDisjoint(with: [.paused, .closing]) {
-                answer(slot)
+                guard answer(slot) else { return }
                 answered = true
                 state = connection.pointee.state
             }
@@ -47,6 +47,12 @@ extension Reactor {
                 connection.pointee.state.remove(.paused)
                 answered = false
                 continue
+            }
+            // Answering can stop at the budget with requests left: they must not wait for
+            // an edge that may never come.
+            if turnWork >= configuration.turnBudget, state.contains(.readable) || connection.pointee.input.count > 0 {
+                enqueue(slot)
+                return
             }
             if state.contains(.endOfInput) || !state.contains(.readable) { break }
             if connection.pointee.input.count == 0, connection.pointee.output.count == 0 {
@@ -66,7 +72,9 @@ extension Reactor {
     @inline(__always)
     private mutating func read(_ slot: Int32) -> Bool {
         let connection = table.slots + Int(slot)
-        let space = connection.pointee.input.reserve(from: &receivePool, minimumSpace: Self.minimumReadSpace)
+        guard let space = connection.pointee.input.reserve(from: &receivePool, minimumSpace: Self.minimumReadSpace) else {
+            return refuseForMemory(slot)
+        }
         guard let count = receive(slot, into: space) else { return false }
         connection.pointee.input.commit(count)
         connection.pointee.input.releaseIfEmpty(to: &receivePool)
@@ -75,26 +83,49 @@ extension Reactor {
 
     /// Reads and answers through the reactor's scratch buffers: with nothing buffered for
     /// the connection (the common case) a request is read, answered and sent without the
-    /// connection taking a buffer of its own. What cannot be finished now, a partial
-    /// request or answers the kernel would not take, moves into the connection's buffers.
-    /// False if the connection was closed.
+    /// connection taking a buffer of its own. A partial request left over moves into the
+    /// connection's receive buffer. False if the connection was closed.
     @inline(__always)
     private mutating func readAndAnswer(_ slot: Int32) -> Bool {
         guard let count = receive(slot, into: scratchInput) else { return false }
         guard count > 0 else { return true }
+        let input = UnsafeRawBufferPointer(rebasing: scratchInput[..<count])
+        guard let consumed = answerAndSend(slot, input) else { return false }
+        let rest = UnsafeRawBufferPointer(rebasing: input[consumed...])
+        if !rest.isEmpty {
+            let connection = table.slots + Int(slot)
+            guard let space = connection.pointee.input.reserve(from: &receivePool, minimumSpace: rest.count) else {
+                return refuseForMemory(slot)
+            }
+            space.copyMemory(from: rest)
+            connection.pointee.input.commit(rest.count)
+        }
+        return true
+    }
+
+    /// Answers the requests in `input` into the scratch output and sends them at once;
+    /// answers the kernel does not take move into the connection's send buffer (which
+    /// must be empty). Returns the bytes of `input` consumed, or nil if the connection
+    /// was closed.
+    @inline(__always)
+    private mutating func answerAndSend(_ slot: Int32, _ input: UnsafeRawBufferPointer) -> Int? {
         let connection = table.slots + Int(slot)
-        var rest = UnsafeRawBufferPointer(rebasing: scratchInput[..<count])
+        var rest = input
         while true {
             let result = service.serve(rest, into: scratchOutput)
             rest = UnsafeRawBufferPointer(rebasing: rest[result.consumed...])
             countAnswered(result, on: connection)
             var unsent = UnsafeRawBufferPointer(rebasing: scratchOutput[..<result.produced])
             if !unsent.isEmpty, connection.pointee.state.contains(.writable) {
-                guard let sent = send(slot, unsent) else { return false }
+                guard let sent = send(slot, unsent) else { return nil }
                 unsent = UnsafeRawBufferPointer(rebasing: unsent[sent...])
             }
             if !unsent.isEmpty {
-                connection.pointee.output.reserve(from: &sendPool, minimumSpace: unsent.count).copyMemory(from: unsent)
+                guard let space = connection.pointee.output.reserve(from: &sendPool, minimumSpace: unsent.count) else {
+                    _ = refuseForMemory(slot)
+                    return nil
+                }
+                space.copyMemory(from: unsent)
                 connection.pointee.output.commit(unsent.count)
             }
             noteServed(slot, result, leaving: rest.count)
@@ -102,8 +133,8 @@ extension Reactor {
             case .needInput:
                 break
             case .outputFull:
-                // Everything produced went out: carry on with the rest of the read, unless
-                // this turn's budget is spent (the rest then waits in the input buffer).
+                // Everything produced went out: carry on with the rest, unless this turn's
+                // budget is spent (the rest then waits in the input buffer).
                 if unsent.isEmpty {
                     if turnWork < configuration.turnBudget { continue }
                 } else {
@@ -113,13 +144,8 @@ extension Reactor {
                 connection.pointee.state.insert(.closing)
                 noteRequestTooLong(slot)
             }
-            break
+            return input.count - rest.count
         }
-        if !rest.isEmpty {
-            connection.pointee.input.reserve(from: &receivePool, minimumSpace: rest.count).copyMemory(from: rest)
-            connection.pointee.input.commit(rest.count)
-        }
-        return true
     }
 
     /// Reads once into `space`: the byte count (0 when nothing was read), or nil if the
@@ -158,11 +184,29 @@ extension Reactor {
         }
     }
 
-    /// Frames and answers buffered requests into the send buffer.
+    /// The buffer budget is spent: this connection cannot be given the buffer it needs.
+    /// Closes it (always false, for the callers' "still open" result).
+    private mutating func refuseForMemory(_ slot: Int32) -> Bool {
+        reportClientProblem("buffer memory limit reached; closing the connection", slot,
+                            ["max_buffer_memory": "\(configuration.maxBufferMemory)"])
+        close(slot, reason: .bufferLimit)
+        return false
+    }
+
+    /// Answers buffered requests: through the scratch output when nothing waits to be
+    /// sent, else into the send buffer behind what waits. False if the connection was closed.
     @inline(__always)
-    private mutating func answer(_ slot: Int32) {
+    private mutating func answer(_ slot: Int32) -> Bool {
         let connection = table.slots + Int(slot)
-        let space = connection.pointee.output.reserve(from: &sendPool, minimumSpace: sendPool.bufferSize)
+        if connection.pointee.output.count == 0 {
+            guard let consumed = answerAndSend(slot, connection.pointee.input.bytes) else { return false }
+            connection.pointee.input.consume(consumed)
+            connection.pointee.input.releaseIfEmpty(to: &receivePool)
+            return true
+        }
+        guard let space = connection.pointee.output.reserve(from: &sendPool, minimumSpace: sendPool.bufferSize) else {
+            return refuseForMemory(slot)
+        }
         let result = service.serve(connection.pointee.input.bytes, into: space)
         connection.pointee.input.consume(result.consumed)
         connection.pointee.output.commit(result.produced)
@@ -179,6 +223,7 @@ extension Reactor {
         }
         connection.pointee.input.releaseIfEmpty(to: &receivePool)
         connection.pointee.output.releaseIfEmpty(to: &sendPool)
+        return true
     }
 
     @inline(__always)

@@ -108,8 +108,10 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
             capacity: configuration.maxConnections,
             resolution: ConnectionTable.resolution(for: configuration.idleTimeout))
         // Cache at most about 4 MiB of idle buffers per pool, however large they are.
-        receivePool = BufferPool(bufferSize: receiveCapacity, keep: max(4, min(256, (4 << 20) / receiveCapacity)))
-        sendPool = BufferPool(bufferSize: sendCapacity, keep: max(4, min(256, (4 << 20) / sendCapacity)))
+        receivePool = BufferPool(bufferSize: receiveCapacity, keep: max(4, min(256, (4 << 20) / receiveCapacity)),
+                                 budget: shared.bufferBudget)
+        sendPool = BufferPool(bufferSize: sendCapacity, keep: max(4, min(256, (4 << 20) / sendCapacity)),
+                              budget: shared.bufferBudget)
         ready.reserveCapacity(1024)
         readyBatch.reserveCapacity(1024)
         peerStorage = .allocate(capacity: 1)

@@ -21,6 +21,10 @@ public struct ReactorConfiguration: Sendable {
     /// from that address are accepted and closed at once. Unix-socket clients share no
     /// address and are not limited.
     public var maxConnectionsPerClient = 0
+    /// Bytes all connections' buffers may hold together (each buffer counts whole: 16 KiB
+    /// by default, more with a larger `--max-request-bytes`); a connection that needs a
+    /// buffer beyond it is closed.
+    public var maxBufferMemory = 1 << 30
     /// The kernel send buffer of each TCP connection (`SO_SNDBUF`, set on the listeners and
     /// inherited by what they accept; 0 leaves the kernel's autotuning). Answers are up to
     /// 24 times larger than requests: without a cap, clients that never read pin the

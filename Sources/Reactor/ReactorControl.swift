@@ -8,12 +8,15 @@ final class SharedCounters: Sendable {
     let maxConnectionsPerClient: Int
     let connections = Atomic<Int>(0)
     let nextConnectionID = Atomic<UInt64>(1)
+    /// What all connections' buffers may hold together.
+    let bufferBudget: BufferBudget
     /// Open connections per client address, kept only while a per-client limit is set.
     private let perClient = Mutex<[PeerAddress.Client: Int]>([:])
 
-    init(maxConnections: Int, maxConnectionsPerClient: Int = 0) {
+    init(maxConnections: Int, maxConnectionsPerClient: Int = 0, maxBufferMemory: Int = .max) {
         self.maxConnections = maxConnections
         self.maxConnectionsPerClient = maxConnectionsPerClient
+        bufferBudget = BufferBudget(limit: maxBufferMemory)
     }
 
     /// Counts one more connection from `peer`'s address if its limit allows it.

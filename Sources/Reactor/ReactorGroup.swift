@@ -72,7 +72,8 @@ public final class ReactorGroup: Sendable {
                 logger: Logger) throws(SystemError) {
         precondition(count >= 1)
         shared = SharedCounters(maxConnections: configuration.maxConnections,
-                                maxConnectionsPerClient: configuration.maxConnectionsPerClient)
+                                maxConnectionsPerClient: configuration.maxConnectionsPerClient,
+                                maxBufferMemory: configuration.maxBufferMemory)
         if configuration.sendQueueBytes > 0 {
             // Accepted TCP sockets inherit the listener's send buffer (and its lock against
             // autotuning): one call per listener instead of one per connection.

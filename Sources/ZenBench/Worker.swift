@@ -172,6 +172,9 @@ final class Worker {
         let bytes = requests.slice(first: first, count: count)
         let base = slot * configuration.pipeline
         for request in first ..< first + count { sentAt[base + request % configuration.pipeline] = now }
+        // Nothing was in flight: the wait for an answer starts now (not when the
+        // connection opened, before the run's clock started).
+        if connections[slot].sent == connections[slot].answered { connections[slot].lastProgress = now }
         connections[slot].sent += count
         if budget != nil { budget! -= count }
         let written: Int

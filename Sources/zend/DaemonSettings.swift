@@ -64,6 +64,7 @@ struct DaemonSettings {
         reactor.requestTimeout = command.requestTimeout == 0 ? never : .seconds(command.requestTimeout)
         reactor.maxConnectionsPerClient = command.maxConnectionsPerClient ?? 0
         reactor.sendQueueBytes = command.sendQueueBytes
+        reactor.maxBufferMemory = command.maxBufferMemory
         let openFiles = ProcessFacts.raiseOpenFileLimit()
         reactor.maxConnections = command.maxConnections
             ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles, threads: threads)

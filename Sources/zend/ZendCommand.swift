@@ -62,6 +62,10 @@ struct ZendCommand: ParsableCommand {
     var maxConnectionsPerClient: Int?
 
     @Option(name: .long, help: ArgumentHelp(
+        "Memory all connections' buffers may hold together; a connection needing more is closed.", valueName: "BYTES"))
+    var maxBufferMemory: Int = ZendOptions().maxBufferMemory
+
+    @Option(name: .long, help: ArgumentHelp(
         "Kernel send buffer of each TCP connection, SO_SNDBUF (0: the kernel's autotuning).", valueName: "BYTES"))
     var sendQueueBytes: Int = ZendOptions().sendQueueBytes
 
@@ -87,7 +91,7 @@ struct ZendCommand: ParsableCommand {
                     maxAphorismFileBytes: maxAphorismFileBytes, threads: threads,
                     maxRequestBytes: maxRequestBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
                     maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient,
-                    sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout, exitWhenIdle: exitWhenIdle,
+                    maxBufferMemory: maxBufferMemory, sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout, exitWhenIdle: exitWhenIdle,
                     logLevel: logLevel, logTarget: logTarget, check: check)
     }
 
@@ -114,6 +118,7 @@ struct ZendOptions {
     var requestTimeout: Double = 10
     var maxConnections: Int?
     var maxConnectionsPerClient: Int?
+    var maxBufferMemory: Int = 1 << 30
     var sendQueueBytes: Int = 65536
     var drainTimeout: Double = 5
     var exitWhenIdle: Double?
@@ -138,6 +143,9 @@ struct ZendOptions {
         }
         if let maxConnectionsPerClient, !(1 ... ReactorConfiguration.maxConnectionsLimit).contains(maxConnectionsPerClient) {
             return "--max-connections-per-client must be from 1 to \(ReactorConfiguration.maxConnectionsLimit)."
+        }
+        if !(65536 ... 1 << 40).contains(maxBufferMemory) {
+            return "--max-buffer-memory must be from 65536 to 1099511627776."
         }
         if sendQueueBytes != 0, !(4096 ... 64 << 20).contains(sendQueueBytes) {
             return "--send-queue-bytes must be 0 (autotuning) or from 4096 to 67108864."

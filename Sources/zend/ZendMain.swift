@@ -69,6 +69,9 @@ enum ZendMain {
             case "--max-connections-per-client":
                 guard let connections = Int(argument: value) else { return nil }
                 options.maxConnectionsPerClient = connections
+            case "--max-buffer-memory":
+                guard let bytes = Int(argument: value) else { return nil }
+                options.maxBufferMemory = bytes
             case "--send-queue-bytes":
                 guard let bytes = Int(argument: value) else { return nil }
                 options.sendQueueBytes = bytes

@@ -95,15 +95,34 @@ struct BufferPoolTests {
     @Test("returned buffers are reused, and only up to the cache size is kept")
     func reuse() {
         var pool = BufferPool(bufferSize: 64, keep: 1)
-        let a = pool.take(), b = pool.take()
+        let a = pool.take()!, b = pool.take()!
         #expect(pool.inUse == 2)
         pool.give(a)
         pool.give(b)
         #expect(pool.inUse == 0)
         #expect(pool.cached == 1)
-        let c = pool.take()
+        let c = pool.take()!
         #expect(c == a)
         pool.give(c)
+    }
+}
+
+@Suite("Buffer budget")
+struct BufferBudgetTests {
+    @Test("buffers handed out count against the budget; one past it is refused, and a buffer given back frees its share")
+    func budget() {
+        let budget = BufferBudget(limit: 128)
+        var pool = BufferPool(bufferSize: 64, keep: 4, budget: budget)
+        let a = pool.take(), b = pool.take()
+        #expect(a != nil && b != nil && budget.inUse == 128)
+        #expect(pool.take() == nil, "a third 64-byte buffer passes 128 bytes")
+        #expect(budget.inUse == 128 && pool.inUse == 2)
+        pool.give(a!)
+        let c = pool.take()
+        #expect(c != nil && budget.inUse == 128)
+        pool.give(b!)
+        pool.give(c!)
+        #expect(budget.inUse == 0)
     }
 }
 
@@ -114,7 +133,7 @@ struct BufferWindowTests {
         var pool = BufferPool(bufferSize: 64, keep: 4)
         var window = BufferWindow()
         #expect(window.buffer == nil && window.count == 0)
-        let space = window.reserve(from: &pool, minimumSpace: 16)
+        let space = window.reserve(from: &pool, minimumSpace: 16)!
         #expect(space.count == 64 && pool.inUse == 1)
         space.copyBytes(from: Array("Simple?".utf8))
         window.commit(7)
@@ -135,9 +154,9 @@ struct BufferWindowTests {
         window.commit(60)
         window.consume(58)
         let roomy = window.reserve(from: &pool, minimumSpace: 4)
-        #expect(roomy.count == 4, "4 bytes free is enough: nothing moves")
+        #expect(roomy?.count == 4, "4 bytes free is enough: nothing moves")
         let compacted = window.reserve(from: &pool, minimumSpace: 16)
-        #expect(compacted.count == 62 && window.count == 2)
+        #expect(compacted?.count == 62 && window.count == 2)
         window.release(to: &pool)
         #expect(pool.inUse == 0)
     }

@@ -155,3 +155,18 @@ extension TestClient {
         }
     }
 }
+
+/// Where two byte streams first differ, for failure messages that stay short however
+/// long the streams are: nil when they are equal.
+public func firstDifference(_ got: [UInt8], _ expected: [UInt8]) -> String? {
+    let common = min(got.count, expected.count)
+    var offset = 0
+    while offset < common, got[offset] == expected[offset] { offset += 1 }
+    if offset == common, got.count == expected.count { return nil }
+    func window(_ bytes: [UInt8]) -> String {
+        let slice = bytes[min(offset, bytes.count) ..< min(offset + 32, bytes.count)]
+        return "\"" + String(decoding: slice, as: UTF8.self).debugDescription.dropFirst().dropLast() + "\""
+    }
+    return "got \(got.count) bytes, expected \(expected.count); first difference at byte \(offset): "
+        + "got \(window(got)), expected \(window(expected))"
+}

@@ -31,6 +31,8 @@ extension EndToEnd {
             ["--check", "--max-connections-per-client", "0"],
             ["--check", "--send-queue-bytes", "100"],
             ["--check", "--max-aphorism-file-bytes", "0"],
+            ["--check", "--max-buffer-memory", "1048576"],
+            ["--check", "--max-buffer-memory", "100"],
         ]
 
         /// The same command line with every `--name VALUE` written `--name=VALUE`.

@@ -72,6 +72,28 @@ extension EndToEnd {
             #expect(logged + suppressed == 10_000, "\(logged) logged + \(suppressed) counted")
         }
 
+        @Test("--max-buffer-memory bounds what all connections' buffers hold: a connection needing more is closed, others are served")
+        func bufferMemoryCap() throws {
+            // Four receive buffers of 16 KiB: four partial requests fit, a fifth does not.
+            let zend = try ZendServer(["--max-buffer-memory", "65536", "--threads", "1"])
+            let partial = try (0 ..< 4).map { _ in try zend.connect() }
+            for client in partial {
+                client.send("Beautiful is")
+                usleep(20_000)
+            }
+            let refused = try zend.connect()
+            refused.send("Explicit is")
+            let (bytes, end) = refused.receiveToEnd(timeout: .seconds(2))
+            #expect(bytes.isEmpty && (end == .endOfFile || end == .reset), "a fifth partial request was given a buffer")
+            try zend.waitForLog("buffer memory limit reached")
+            // A whole request needs no buffer of its own: still answered at the limit.
+            let other = try zend.connect()
+            #expect(other.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            for client in partial {
+                #expect(client.ask(" better than?", expecting: "Ugly.") == "Ugly.")
+            }
+        }
+
         @Test("input is activity: a request dribbled a byte every 0.1 s outlives a 0.3 s idle timeout")
         func dribbledRequestIsActivity() throws {
             let zend = try ZendServer(["--idle-timeout", "0.3"])

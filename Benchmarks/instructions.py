@@ -26,8 +26,9 @@ the same way.
 
 --annotate builds zend with DWARF 4 (`swift build -c release -Xswiftc
 -dwarf-version=4 -Xcc -gdwarf-4 --scratch-path .build-dwarf4`), measures that build,
-and prints the top 40 lines of `callgrind_annotate --inclusive=yes` for each zend
-run at N2.
+and prints the top 40 lines of `callgrind_annotate --inclusive=yes` (from its
+PROGRAM TOTALS line on) for each zend run at N2. Add --measure instructions
+--servers zend --loads c=50 to get only that.
 
 It prints progress on stderr and one JSON object as the last line of stdout. It needs
 zend and zen built (`swift build -c release`) and the peer built
@@ -303,7 +304,9 @@ def measure_all(measures=MEASURES, servers=("zend", "c"), loads=tuple(LOADS), n1
                         annotation = subprocess.run(["callgrind_annotate", "--inclusive=yes", annotated],
                                                     capture_output=True, text=True).stdout
                         log(f"== callgrind_annotate --inclusive=yes, zend, {load}, {n2} requests (top 40 lines)")
-                        log("\n".join(annotation.splitlines()[:40]))
+                        lines = annotation.splitlines()
+                        first = next((i for i, line in enumerate(lines) if "PROGRAM TOTALS" in line), 0)
+                        log("\n".join(lines[first:first + 40]))
                 total = {s: (v["total"] if isinstance(v, dict) else v) for s, v in figures[load].items()}
                 if "zend" in total and "c" in total:
                     figures[load]["zend_to_c"] = total["zend"] / total["c"] if total["c"] else None

@@ -40,10 +40,11 @@
 #define BUFFER_SIZE 65536
 #define LISTENER UINT32_MAX
 
-static const struct { const char *question, *answer; } table[] = {
-    {"Beautiful is better than?", "Ugly."},
-    {"Explicit is better than?", "Implicit."},
-    {"Simple is better than?", "Complex."},
+#define TEXT(literal) literal, sizeof literal - 1
+static const struct { const char *question; size_t question_len; const char *answer; size_t answer_len; } table[] = {
+    {TEXT("Beautiful is better than?"), TEXT("Ugly.")},
+    {TEXT("Explicit is better than?"), TEXT("Implicit.")},
+    {TEXT("Simple is better than?"), TEXT("Complex.")},
 };
 static const char UNKNOWN[] = "Error: unknown aphorism.", TOO_LONG[] = "Error: request too long.";
 #define LONGEST_ANSWER 24
@@ -94,8 +95,8 @@ static void keep(char **buffer, size_t *length, const char *bytes, size_t len) {
 
 static const char *answer_for(const char *request, size_t len, size_t *answer_len) {
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strlen(table[i].question) == len && memcmp(table[i].question, request, len) == 0)
-            return *answer_len = strlen(table[i].answer), table[i].answer;
+        if (table[i].question_len == len && memcmp(table[i].question, request, len) == 0)
+            return *answer_len = table[i].answer_len, table[i].answer;
     return *answer_len = sizeof UNKNOWN - 1, UNKNOWN;
 }
 
@@ -191,7 +192,7 @@ static void serve(struct conn *c, int readable) {
             conn_close(c);
             return;
         }
-        memmove(rbuf, rbuf + pos, len -= pos);  /* a partial request, under MAX_REQUEST */
+        if (pos) memmove(rbuf, rbuf + pos, len -= pos);  /* a partial request, under MAX_REQUEST */
         if (drained) break;
         size_t want = sizeof rbuf - len;
         ssize_t n = read(c->fd, rbuf + len, want);

@@ -140,7 +140,7 @@ def connections_per_epoll(pid):
 
 
 def reactor_cpu(pid):
-    """CPU clock ticks of each thread named zend-reactor-N, in N order."""
+    """CPU clock ticks of each thread named zend-reactor-N, by name."""
     ticks = {}
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -153,7 +153,13 @@ def reactor_cpu(pid):
             ticks[name] = int(fields[11]) + int(fields[12])
         except OSError:
             continue
-    return [ticks[name] for name in sorted(ticks, key=lambda n: int(re.sub(r"\D", "", n) or 0))]
+    return ticks
+
+
+def cpu_used(before, after):
+    """Ticks each reactor used between two `reactor_cpu` readings, in reactor order."""
+    names = sorted(set(before) | set(after), key=lambda name: int(re.sub(r"\D", "", name) or 0))
+    return [after.get(name, 0) - before.get(name, 0) for name in names]
 
 
 def free_port():
@@ -185,7 +191,7 @@ def run_load(connections, threads=2, seconds=SECONDS, zend=None, zen=None):
             time.sleep(1 + seconds / 2)  # past the warm-up, halfway through the measured run
             held = connections_per_epoll(process.pid)
             stdout, _ = client.communicate(timeout=seconds + 120)
-            cpu = [after - before for before, after in zip(cpu_before, reactor_cpu(process.pid))]
+            cpu = cpu_used(cpu_before, reactor_cpu(process.pid))
             lines = stdout.strip().splitlines()
             bench = json.loads(lines[-1]) if lines else {}
         finally:

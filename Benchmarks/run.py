@@ -4,7 +4,10 @@
 Every server is pinned to CPU 0 and every client to CPU 1, and every figure is also
 given as a ratio to zend measured in the same run: on a shared, noisy machine the
 ratios are what repeats. Server CPU time per request comes from /proc/PID/stat,
-which does not depend on how long the client had to wait for a CPU.
+which does not depend on how long the client had to wait for a CPU. The C peer
+(Benchmarks/peers/c/zenserver) is the limit: the first row of each load, and zend's
+ratio to it is given beside. Instructions, syscalls and allocations per request come
+from Benchmarks/instructions.py, the per-reactor balance from Benchmarks/balance.py.
 
 Called by Benchmarks/run.sh after it has built everything; paths are relative to the
 repository root.
@@ -14,12 +17,16 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
+
+import balance
+import instructions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -31,7 +38,9 @@ LOADS = [  # (label, connections, pipeline)
     ("c=1000", 1000, 1),
     ("c=50 P=16", 50, 16),
 ]
-IDLE_CONNECTIONS = 10_000
+IDLE_CONNECTIONS = (10_000, 15_000)  # held at once, in steps
+LIMIT, ZEND = "C (epoll, limit)", "zend"
+TARGET_TO_LIMIT = 1.05  # zend's server CPU per request at most this times the C peer's
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -40,8 +49,9 @@ def path(*parts):
     return os.path.join(ROOT, *parts)
 
 
-SERVERS = [  # (name, command taking the port)
-    ("zend", lambda port: [path(".build/release/zend"), "--listen", f"127.0.0.1:{port}",
+SERVERS = [  # (name, command taking the port); the limit first
+    (LIMIT, lambda port: [path("Benchmarks/peers/c/zenserver"), str(port)]),
+    (ZEND, lambda port: [path(".build/release/zend"), "--listen", f"127.0.0.1:{port}",
                            "--threads", "1", "--log-level", "warning"]),
     ("SwiftNIO", lambda port: [path("Benchmarks/peers/nio/.build/release/zen-nio"), str(port), "1"]),
     ("asyncio (Python)", lambda port: [PYTHON, path("Benchmarks/peers/python/srv_asyncio.py"), str(port)]),
@@ -113,25 +123,38 @@ def bench(port, connections, pipeline, seconds, warmup=0):
     return result
 
 
-def idle_memory(server):
-    """Resident bytes per connection while the server holds IDLE_CONNECTIONS idle ones."""
+def raise_descriptor_limit():
+    """The soft RLIMIT_NOFILE up to the hard one, for this process and the servers it starts."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    needed = max(IDLE_CONNECTIONS) + 100
+    if hard < needed:
+        print(f"run.py: warning: RLIMIT_NOFILE hard limit {hard} is under {needed}", file=sys.stderr)
+
+
+def idle_memory(server):
+    """Resident bytes per connection while the server holds each of IDLE_CONNECTIONS idle
+    connections (opened in steps, all held at once), and the RSS before any."""
     answered(server.port)
     time.sleep(0.3)
     before = server.rss()
     clients = []
+    per_connection = {}
     try:
-        for _ in range(IDLE_CONNECTIONS):
-            clients.append(socket.create_connection(("127.0.0.1", server.port)))
-        # The last one answering proves every earlier connection was accepted.
-        clients[-1].sendall(b"Simple is better than?")
-        clients[-1].recv(16)
-        time.sleep(1.0)
-        return (server.rss() - before) / IDLE_CONNECTIONS, before
+        for count in IDLE_CONNECTIONS:
+            while len(clients) < count:
+                clients.append(socket.create_connection(("127.0.0.1", server.port)))
+            # The last one answering proves every earlier connection was accepted.
+            clients[-1].sendall(b"Simple is better than?")
+            clients[-1].recv(16)
+            time.sleep(1.0)
+            per_connection[str(count)] = (server.rss() - before) / count
+    except OSError as error:
+        print(f"   idle connections: stopped at {len(clients)}: {error}", flush=True)
     finally:
         for client in clients:
             client.close()
+    return per_connection, before
 
 
 def startup(command, runs=5):
@@ -165,8 +188,9 @@ def run_server(name, command):
                   f"{load['client_cpu_pct']}%{' PROBLEM: ' + load['problem'] if 'problem' in load else ''}",
                   flush=True)
         result["idle_bytes_per_connection"], result["rss_before_idle"] = idle_memory(server)
-        print(f"   idle: {result['idle_bytes_per_connection']:.0f} bytes/connection; "
-              f"exec to first answer {result['startup_ms']:.1f} ms", flush=True)
+        idle = ", ".join(f"{value:.0f} bytes/connection at {int(count):,}"
+                         for count, value in result["idle_bytes_per_connection"].items())
+        print(f"   idle: {idle}; exec to first answer {result['startup_ms']:.1f} ms", flush=True)
     finally:
         server.stop()
     return result
@@ -174,7 +198,7 @@ def run_server(name, command):
 
 def load_generator_check():
     """zen bench against the minimal C load generator, both loading the same zend."""
-    server = Server(SERVERS[0][1])
+    server = Server(dict(SERVERS)[ZEND])
     rows = []
     try:
         server.wait_ready()
@@ -234,8 +258,115 @@ def microbenchmarks():
     return table
 
 
-def write_report(results, loadgen, micro, started, elapsed):
-    zend = results[0]
+def by_name(results, name):
+    return next((result for result in results if result["name"] == name), None)
+
+
+def fixed(value, digits=2):
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def hotpath_sections(hotpath):
+    """Instructions, syscalls and allocations per request (Benchmarks/instructions.py)."""
+    if not hotpath:
+        return []
+    if "problem" in hotpath:
+        return ["", "## User-space instructions, syscalls and allocations per request", "",
+                f"Not measured: {hotpath['problem']}"]
+    names = hotpath["servers"]
+    method = (f"Difference method: the server serves {hotpath['n1']:,} and then, started afresh, "
+              f"{hotpath['n2']:,} requests from `zen bench -n` over {hotpath['connections']} connections "
+              "(after 1,000 more that warm it up), is stopped with SIGTERM, and the count of each run is "
+              "read; per request = (count₂ − count₁) / (N₂ − N₁), so start-up, connection set-up and "
+              "shutdown cancel. zend runs with `--threads 1 --log-level warning`, every thread counted.")
+    lines = []
+    if "instructions" in hotpath:
+        lines += [
+            "",
+            "## User-space instructions per request (callgrind)",
+            "",
+            method + " valgrind's callgrind counts the instructions executed in user space (Ir): a count that "
+            "repeats whatever else the machine is doing, unlike time. Under valgrind the server is the slow "
+            "side, so each epoll wait returns many ready connections; both servers are measured alike. "
+            "`Benchmarks/instructions.py --measure instructions` measures just this (a JSON line); "
+            "`--annotate` builds zend with DWARF 4 and prints `callgrind_annotate` for it.",
+            "",
+            "| load | " + " | ".join(f"{names[s]} instructions/request" for s in names) + " | zend ÷ C |",
+            "|---|" + "---:|" * (len(names) + 1),
+        ]
+        for load, figures in hotpath["instructions"].items():
+            lines.append(f"| {load} | " + " | ".join(fixed(figures.get(s), 0) for s in names)
+                         + f" | {fixed(figures.get('zend_to_c'))}× |")
+    if "syscalls" in hotpath:
+        lines += [
+            "",
+            "## Syscalls per request (strace)",
+            "",
+            method + " `strace -f -c` is attached to the running server (all its threads) for the load "
+            "only. The target for zend is at most 2.1 at c=50, depth 1: one read and one send per request "
+            "plus a share of an epoll wait.",
+            "",
+            "| load | server | syscalls/request | of which |",
+            "|---|---|---:|---|",
+        ]
+        for load, figures in hotpath["syscalls"].items():
+            for server in names:
+                figure = figures.get(server)
+                if figure:
+                    calls = ", ".join(f"{call} {value:.3f}" for call, value in figure["calls"].items())
+                    lines.append(f"| {load} | {names[server]} | {figure['total']:.3f} | {calls} |")
+    if "allocations" in hotpath:
+        lines += [
+            "",
+            "## Heap allocations per request",
+            "",
+            method + " `Tests/HotPath/malloc_count.c`, preloaded, counts malloc, calloc, realloc, "
+            "posix_memalign, aligned_alloc, memalign and valloc in every thread. "
+            "`Tests/ZendEndToEndTests/HotPathTests.swift` asserts zend's is 0.",
+            "",
+            "| load | " + " | ".join(f"{names[s]} allocations/request" for s in names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for load, figures in hotpath["allocations"].items():
+            lines.append(f"| {load} | " + " | ".join(fixed(figures.get(s), 3) for s in names) + " |")
+    return lines
+
+
+def balance_section(results):
+    if not results:
+        return []
+    lines = [
+        "",
+        "## Per-reactor balance (`--threads 2`)",
+        "",
+        f"`Benchmarks/balance.py`: for each load a fresh zend `--threads 2 --log-level info --log-target "
+        f"console` serves `zen bench -c C -d {balance.SECONDS}` (one client thread, not pinned: both CPUs belong "
+        "to zend's two reactors, and pinning the client beside one of them would slow that one), then "
+        "SIGTERM. The shares come from zend's final `stopped` line (`accepted_per_reactor`, "
+        "`requests_per_reactor`); as a check from outside, the connections in each reactor's epoll set "
+        "halfway through (/proc fdinfo) and each reactor thread's share of the CPU time. Target: every "
+        f"reactor between {balance.LOW:.0%} and {balance.HIGH:.0%} of connections and of requests.",
+        "",
+        "| connections | connections per reactor | requests per reactor | in target | "
+        "epoll sets (outside) | reactor CPU (outside) | requests/s |",
+        "|---:|---|---|---|---|---|---:|",
+    ]
+    for result in results:
+        target = "–" if result.get("accepted_share") is None else ("yes" if result.get("within_target") else "**no**")
+        lines.append(
+            f"| {result['connections']:,} | {balance.format_shares(result.get('accepted_share'))} "
+            f"| {balance.format_shares(result.get('requests_share'))} | {target} "
+            f"| {balance.format_shares(result.get('epoll_connections_share'))} "
+            f"| {balance.format_shares(result.get('reactor_cpu_share'))} | {fixed(result.get('rps'), 0)} |")
+    missing = [r for r in results if "problem" in r]
+    if missing:
+        lines += ["", f"zend did not report per-reactor figures: {missing[0]['problem']}."]
+    return lines
+
+
+def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed):
+    zend = by_name(results, ZEND)
+    limit = by_name(results, LIMIT)
     lines = [
         "# Benchmarks",
         "",
@@ -247,43 +378,76 @@ def write_report(results, loadgen, micro, started, elapsed):
         f"then {DURATION} s measured; every answer is verified byte for byte. Ratios are to zend in the same "
         "run (higher requests/s is better; lower latency, CPU and memory are better). "
         "**Server CPU per request** comes from `/proc/PID/stat` (utime + stime) over the measured run: "
-        "the robust figure on a shared, noisy machine.",
+        "the robust figure on a shared, noisy machine. The first row of each load, **C (epoll, limit)**, is "
+        "`Benchmarks/peers/c/zenserver`: a minimal single-threaded edge-triggered epoll server in C, the "
+        "limit zend's reactor is measured against.",
         "",
         "![requests/s and server CPU per request by server and load](Benchmarks/benchmarks.svg)",
         "",
-        "| server | load | requests/s | ratio | p99 latency µs | ratio | server CPU µs/request | ratio | client CPU |",
+        "| load | server | requests/s | ratio | p99 latency µs | ratio | server CPU µs/request | ratio | client CPU |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for result in results:
-        for label, _, _ in LOADS:
+    for label, _, _ in LOADS:
+        for result in results:
             load = result["loads"][label]
             reference = zend["loads"][label]
             cpu = load["server_cpu_us_per_request"]
             problem = " ⚠" if "problem" in load else ""
+            name = f"**{result['name']}**" if result["name"] == LIMIT else result["name"]
             lines.append(
-                f"| {result['name']} | {label} | {load['rps']:,.0f}{problem} | {ratio(load['rps'], reference['rps'])} "
+                f"| {label} | {name} | {load['rps']:,.0f}{problem} | {ratio(load['rps'], reference['rps'])} "
                 f"| {load['latency_us']['p99']:,} | {ratio(load['latency_us']['p99'], reference['latency_us']['p99'])} "
-                f"| {cpu:.2f} | {ratio(cpu, reference['server_cpu_us_per_request'])} | {load['client_cpu_pct']:.0f}% |")
+                f"| {fixed(cpu)} | {ratio(cpu, reference['server_cpu_us_per_request'])} | {load['client_cpu_pct']:.0f}% |")
     lines += [
         "",
         "Reading it: where the client CPU column is near 100%, the one client thread was the limit, so "
         "requests/s understates the faster server's lead; server CPU per request is the fair comparison "
         "there. ⚠ marks a run with errors (listed below).",
+    ]
+    if limit:
+        lines += [
+            "",
+            "## zend against the limit",
+            "",
+            f"zend's server CPU per request as a multiple of the C peer's, from the table above (target: at "
+            f"most {TARGET_TO_LIMIT:.2f}× at c=50, c=1000 and c=50 P=16), and the same for user-space "
+            "instructions where callgrind measured the load (below).",
+            "",
+            "| load | zend CPU µs/request | C CPU µs/request | zend ÷ C (CPU) | within target | "
+            "zend ÷ C (instructions) |",
+            "|---|---:|---:|---:|---|---:|",
+        ]
+        for label, _, _ in LOADS:
+            ours = zend["loads"][label]["server_cpu_us_per_request"]
+            theirs = limit["loads"][label]["server_cpu_us_per_request"]
+            multiple = ours / theirs if ours is not None and theirs else None
+            target = "–" if label == "c=1" or multiple is None else ("yes" if multiple <= TARGET_TO_LIMIT else "**no**")
+            counted = (hotpath or {}).get("instructions", {}).get(label, {}).get("zend_to_c")
+            lines.append(f"| {label} | {fixed(ours)} | {fixed(theirs)} | {fixed(multiple)}× | {target} "
+                         f"| {fixed(counted) + '×' if counted else '–'} |")
+    lines += hotpath_sections(hotpath)
+    counts = [str(count) for count in IDLE_CONNECTIONS]
+    lines += [
         "",
-        f"## Memory and start-up",
+        "## Memory and start-up",
         "",
-        f"Resident memory added per idle connection while the server holds {IDLE_CONNECTIONS:,} idle "
-        "connections (RSS from /proc/PID/statm), and the median of 5 times from exec to the first answer.",
+        "Resident memory added per idle connection while the server holds "
+        + " and then ".join(f"{count:,}" for count in IDLE_CONNECTIONS)
+        + " idle connections (RSS from /proc/PID/statm; target for zend: at most 200 bytes), and the median of "
+        "5 times from exec to the first answer.",
         "",
-        "| server | bytes per idle connection | ratio | RSS before (MiB) | exec to first answer ms | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | " + " | ".join(f"bytes per idle connection at {int(c):,} | ratio" for c in counts)
+        + " | RSS before (MiB) | exec to first answer ms | ratio |",
+        "|---|" + "---:|---:|" * len(counts) + "---:|---:|---:|",
     ]
     for result in results:
+        idle = result["idle_bytes_per_connection"]
+        cells = " | ".join(f"{fixed(idle.get(c), 0)} | {ratio(idle.get(c), zend['idle_bytes_per_connection'].get(c))}"
+                           for c in counts)
         lines.append(
-            f"| {result['name']} | {result['idle_bytes_per_connection']:,.0f} "
-            f"| {ratio(result['idle_bytes_per_connection'], zend['idle_bytes_per_connection'])} "
-            f"| {result['rss_before_idle'] / 1048576:.1f} | {result['startup_ms']:.1f} "
+            f"| {result['name']} | {cells} | {result['rss_before_idle'] / 1048576:.1f} | {result['startup_ms']:.1f} "
             f"| {ratio(result['startup_ms'], zend['startup_ms'])} |")
+    lines += balance_section(balanced)
     lines += [
         "",
         "## Is the load generator the bottleneck?",
@@ -322,7 +486,7 @@ def write_report(results, loadgen, micro, started, elapsed):
 
 def write_plot(results):
     """Two grouped bar charts as SVG: requests/s and server CPU µs per request."""
-    colors = ["#1f6feb", "#f0883e", "#3fb950", "#a371f7"]
+    colors = ["#57606a", "#1f6feb", "#f0883e", "#3fb950", "#a371f7"]
     width, panel_height, left, top = 860, 300, 70, 40
     group_width = (width - left - 20) / len(LOADS)
     bar = group_width * 0.8 / len(results)
@@ -355,7 +519,7 @@ def write_plot(results):
     panel(panel_height, "server CPU µs per request (lower is better)",
           lambda r, l: r["loads"][l]["server_cpu_us_per_request"], False)
     for s, result in enumerate(results):
-        x = left + s * 190
+        x = left + s * 160
         y = 2 * panel_height + 60
         parts.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colors[s % len(colors)]}"/>')
         parts.append(f'<text x="{x + 18}" y="{y}">{result["name"]}</text>')
@@ -364,18 +528,44 @@ def write_plot(results):
         plot.write("\n".join(parts))
 
 
+def hotpath_figures():
+    """Instructions, syscalls and allocations per request, or why they could not be measured."""
+    print("== instructions, syscalls and allocations per request", flush=True)
+    missing = [tool for tool in ("valgrind", "strace", "objcopy", "cc") if not shutil.which(tool)]
+    if missing:
+        return {"problem": f"{', '.join(missing)} not installed (scripts/setup installs them)"}
+    try:
+        return instructions.measure_all()
+    except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+        print(f"   failed: {error}", flush=True)
+        return {"problem": str(error)[:500]}
+
+
+def balance_figures():
+    print("== per-reactor balance, zend --threads 2", flush=True)
+    try:
+        return balance.measure()
+    except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+        print(f"   failed: {error}", flush=True)
+        return []
+
+
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.monotonic()
+    raise_descriptor_limit()
     results = [run_server(name, command) for name, command in SERVERS]
+    hotpath = hotpath_figures()
+    balanced = balance_figures()
     print("== load generator check", flush=True)
     loadgen = load_generator_check()
     micro = microbenchmarks()
     with open(path("Benchmarks/results.json"), "w") as raw:
         json.dump({"started": started.isoformat(), "machine": machine_line(), "servers": results,
-                   "load_generator": loadgen, "microbenchmarks": micro}, raw, indent=1)
+                   "hotpath": hotpath, "balance": balanced, "load_generator": loadgen,
+                   "microbenchmarks": micro}, raw, indent=1)
     write_plot(results)
-    write_report(results, loadgen, micro, started, time.monotonic() - clock)
+    write_report(results, loadgen, micro, hotpath, balanced, started, time.monotonic() - clock)
     print(f"wrote BENCHMARKS.md and Benchmarks/benchmarks.svg in {(time.monotonic() - clock) / 60:.1f} minutes")
 
 

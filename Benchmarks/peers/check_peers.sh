@@ -32,6 +32,11 @@ run_peer() {  # $1 = name, rest = command
     PORT=$((PORT + 1))
 }
 
+if [ -x c/zenserver ]; then
+    run_peer zenserver c/zenserver
+else
+    echo "== zenserver: not built (make -C c)"
+fi
 run_peer srv_asyncio python3 python/srv_asyncio.py
 run_peer srv_poll python3 python/srv_poll.py
 if [ -x nio/.build/release/zen-nio ]; then

@@ -58,6 +58,10 @@ extension Reactor {
             if connection.pointee.input.count == 0, connection.pointee.output.count == 0 {
                 guard readAndAnswer(slot) else { return }
                 answered = true
+                // The common end of a turn: the read came up short and everything is
+                // answered and sent (or waits for an output edge). Nothing else to do.
+                if connection.pointee.state.isDisjoint(with: [.readable, .endOfInput, .closing, .paused]),
+                   turnWork < configuration.turnBudget { return }
             } else {
                 guard read(slot) else { return }
                 answered = false

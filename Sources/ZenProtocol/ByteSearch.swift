@@ -56,19 +56,25 @@ enum ByteSearch {
             hash.mix(word)
             i &+= 8
         }
+        guard i < count else { return nil }
+        // Fewer than eight bytes left: the buffer's last eight bytes, shifted so the ones
+        // left come first and zeros (never a '?') fill the rest; byte by byte only when
+        // the whole buffer is shorter than a word.
+        let remaining = count &- i
         var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < count {
-            let byte = base.load(fromByteOffset: i, as: UInt8.self)
-            tail |= UInt64(byte) &<< shift
-            if byte == 0x3F {
-                hash.mix(tail)
-                return (i, hash.finish(length: i &+ 1 &- start))
+        if count >= 8 {
+            tail = base.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) &>> UInt64(8 &* (8 &- remaining))
+        } else {
+            for k in 0 ..< remaining {
+                tail |= UInt64(base.load(fromByteOffset: i &+ k, as: UInt8.self)) &<< UInt64(8 &* k)
             }
-            shift &+= 8
-            i &+= 1
         }
-        return nil
+        let found = matches(tail, pattern)
+        guard found != 0 else { return nil }
+        let last = found.trailingZeroBitCount / 8
+        hash.mix(tail & ((1 &<< UInt64(8 &* (last &+ 1))) &- 1))
+        let mark = i &+ last
+        return (mark, hash.finish(length: mark &+ 1 &- start))
     }
 
     /// True for the whitespace a human client may send between requests: space, tab, CR, LF.

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -132,12 +133,31 @@ def raise_descriptor_limit():
         print(f"run.py: warning: RLIMIT_NOFILE hard limit {hard} is under {needed}", file=sys.stderr)
 
 
+def kernel_memory():
+    """Bytes of the host's slab caches and of its TCP socket buffers (/proc/meminfo Slab,
+    /proc/net/sockstat TCP mem): what the kernel spends on sockets, to divide by connections."""
+    slab = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("Slab:"):
+                slab = int(line.split()[1]) * 1024
+    buffers = 0
+    with open("/proc/net/sockstat") as sockstat:
+        for line in sockstat:
+            if line.startswith("TCP:"):
+                fields = line.split()
+                buffers = int(fields[fields.index("mem") + 1]) * PAGE
+    return slab, buffers
+
+
 def idle_memory(server):
     """Resident bytes per connection while the server holds each of IDLE_CONNECTIONS idle
-    connections (opened in steps, all held at once), and the RSS before any."""
+    connections (opened in steps, all held at once), and the RSS before any. For zend, also
+    the kernel's memory per idle TCP socket (both ends are on this host: halved)."""
     answered(server.port)
     time.sleep(0.3)
     before = server.rss()
+    kernel_before = kernel_memory()
     clients = []
     per_connection = {}
     try:
@@ -149,6 +169,9 @@ def idle_memory(server):
             clients[-1].recv(16)
             time.sleep(1.0)
             per_connection[str(count)] = (server.rss() - before) / count
+            slab, buffers = kernel_memory()
+            server.kernel_per_socket = {"slab": (slab - kernel_before[0]) / (2 * count),
+                                        "buffers": (buffers - kernel_before[1]) / (2 * count)}
     except OSError as error:
         print(f"   idle connections: stopped at {len(clients)}: {error}", flush=True)
     finally:
@@ -188,6 +211,7 @@ def run_server(name, command):
                   f"{load['client_cpu_pct']}%{' PROBLEM: ' + load['problem'] if 'problem' in load else ''}",
                   flush=True)
         result["idle_bytes_per_connection"], result["rss_before_idle"] = idle_memory(server)
+        result["kernel_bytes_per_idle_socket"] = getattr(server, "kernel_per_socket", None)
         idle = ", ".join(f"{value:.0f} bytes/connection at {int(count):,}"
                          for count, value in result["idle_bytes_per_connection"].items())
         print(f"   idle: {idle}; exec to first answer {result['startup_ms']:.1f} ms", flush=True)
@@ -364,7 +388,119 @@ def balance_section(results):
     return lines
 
 
-def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed):
+def startup_section(figures):
+    if not figures:
+        return []
+    c = figures.get("C-epoll-server:first-answer")
+    zend = figures.get("zend:first-answer")
+    lines = [
+        "",
+        "## Start-up of the binary the package ships",
+        "",
+        "`Benchmarks/startup/run.sh`: zend built as `packaging/debian/rules` builds it (release, Swift "
+        "standard library and libstdc++ linked statically, `-z now`), the commands run in turn, median of "
+        f"{zend['runs'] if zend else '?'} rounds each; on-CPU time (all threads) is the steadier figure on a busy machine.",
+        "",
+        "| command | wall ms (p25–p75) | on-CPU ms | ÷ C server (wall) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, figure in figures.items():
+        multiple = f"{figure['wall_ms'] / c['wall_ms']:.2f}×" if c and label.endswith("first-answer") else "–"
+        lines.append(f"| `{label}` | {figure['wall_ms']:.2f} ({figure['wall_p25']:.2f}–{figure['wall_p75']:.2f}) "
+                     f"| {figure['cpu_ms']:.2f} | {multiple} |")
+    lines += [
+        "",
+        "The target of at most 2× the C server is not met, and cannot be while zend links Debian "
+        "bookworm's libsystemd: a static Swift \"hello world\" that only links it already takes 2.2–2.5× "
+        "(its six dependencies, libgcrypt, lzma, zstd, lz4, libcap and libgpg-error, are loaded and "
+        "relocated at every start, about 0.9 ms). The rest: the Swift runtime and image (0.6–0.9 ms), "
+        "FoundationEssentials, which swift-argument-parser 1.8.2 links (0.2–0.3 ms), and zend's own "
+        "start-up (0.4–0.5 ms). zend reads its common command lines without the parser (whose "
+        "reflection was two thirds of the instructions to the first answer) and the package links "
+        "libstdc++ statically; together they halved the time to the first answer (6.8 → 4.0 ms).",
+    ]
+    return lines
+
+
+def inetd_section(result):
+    if not result:
+        return []
+    zend, python = result["zend"], result["python"]
+    lines = [
+        "",
+        "## Accept=yes: one zend per connection (the book's inetd mode)",
+        "",
+        "`Benchmarks/inetd/run.sh`: `zend-inetd.socket` + `zend-inetd@.service` as shipped, and the same "
+        "socket unit starting a per-connection Python server like the book's `in_zen1.py` "
+        "(`Benchmarks/inetd/in_zen1.py`, `StandardInput=socket`, the same hardening), under the real "
+        "systemd of the sandbox tests; clients connect, ask one question, check the answer and close.",
+        "",
+        "| server | connections/s | p50 ms | p99 ms | errors | CPU µs per connection (sandbox) | of it, the service |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in (zend, python):
+        cpu = row["cpu_us_per_connection"]
+        lines.append(f"| {row['name']} | {row['connections_per_second']:.1f} | {row['latency_ms']['p50']:.0f} "
+                     f"| {row['latency_ms']['p99']:.0f} | {row['errors']} | {cpu['sandbox_total']:,} "
+                     f"| {cpu['service_instances']:,} |")
+    lines += [
+        "",
+        "Most of the CPU per connection is systemd starting a hardened service instance (about 40 ms); "
+        "zend's own start, answer and exit are a few milliseconds of it. The shipped socket keeps "
+        "systemd's default trigger limit (200 activations in 2 s) and `MaxConnections=256`.",
+    ]
+    return lines
+
+
+def scaling_section(results, hotpath):
+    """A model of one host holding 1,000,000 connections, from the figures measured here."""
+    zend = by_name(results, ZEND)
+    if not zend:
+        return []
+    idle = zend["idle_bytes_per_connection"]
+    user = max(idle.values()) if idle else 0
+    kernel = zend.get("kernel_bytes_per_idle_socket") or {"slab": 0, "buffers": 0}
+    per_socket = kernel["slab"] + kernel["buffers"]
+    cpu_1000 = zend["loads"]["c=1000"]["server_cpu_us_per_request"]
+    cpu_p16 = zend["loads"]["c=50 P=16"]["server_cpu_us_per_request"]
+    million = 1_000_000
+    gib = 1 << 30
+    return [
+        "",
+        "## Past this machine: one host with 1,000,000 connections, and scaling out",
+        "",
+        "A model from the figures above, not a measurement of a million connections:",
+        "",
+        f"- **zend's memory**: {user:,.0f} bytes per idle connection (the connection-table slot; buffers "
+        f"only while bytes wait) → {user * million / gib:.2f} GiB for 1,000,000, plus the slot table's "
+        "address space (reserved per reactor, touched only as slots are used).",
+        f"- **the kernel's memory**: {per_socket:,.0f} bytes per idle TCP socket measured here (slab caches: "
+        f"socket, inode, dentry, epoll item: {kernel['slab']:,.0f}; buffers: {kernel['buffers']:,.0f}) → "
+        f"about {per_socket * million / gib:.1f} GiB. Buffers come on top while data waits: a client that "
+        "sends and never reads can pin `--send-queue-bytes` (64 KiB, counted twice by the kernel) plus its "
+        "receive buffer, so the worst case is bounded per connection, and `--max-buffer-memory` (1 GiB) "
+        "bounds zend's own. `net.ipv4.tcp_mem` must allow what is expected to wait at once.",
+        "- **descriptors**: one per connection plus a few dozen: `fs.nr_open` (1,048,576 by default) must "
+        "be raised above 1,000,000 + zend's own, then `LimitNOFILE=` in zend.service (zend raises its soft "
+        "limit to the hard one and sizes `--max-connections` from it); `net.core.somaxconn` and the "
+        "socket's `Backlog=` for connection bursts. Ephemeral ports limit a single client host, not zend.",
+        f"- **CPU**: {cpu_1000:.2f} µs of server CPU per request at c=1000 (one request in flight per "
+        f"connection) is about {1e6 / cpu_1000:,.0f} requests/s per core; pipelined (P=16) "
+        f"{cpu_p16:.2f} µs is {1e6 / cpu_p16:,.0f}. Most of it is the kernel's work (a read and a send "
+        "per request); 1,000,000 mostly idle connections cost nothing while idle (no timer ticks, no "
+        "polling: the idle lists are ordered, one timerfd per reactor).",
+        "- **scaling out**: zend keeps no state between requests, so instances behind an L4 balancer "
+        "(HAProxy, nginx `stream`, a cloud NLB) add capacity linearly; the balancer then sees every "
+        "client, and zend the balancer, unless the PROXY protocol carries the client's address. On one "
+        "host, several zend processes can each bind the port with `SO_REUSEPORT` (systemd: `ReusePort=yes` "
+        "in one socket unit per instance), and the kernel spreads connections by a hash of the 4-tuple; "
+        "or one process shares the single socket systemd passes between its reactors, which is what zend "
+        "does (`EPOLLEXCLUSIVE`, with accepted connections handed to the least loaded reactor, see the "
+        "balance table): one process, one table, one reload.",
+    ]
+
+
+def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed, started_up=None, inetd=None):
     zend = by_name(results, ZEND)
     limit = by_name(results, LIMIT)
     lines = [
@@ -447,7 +583,10 @@ def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed):
         lines.append(
             f"| {result['name']} | {cells} | {result['rss_before_idle'] / 1048576:.1f} | {result['startup_ms']:.1f} "
             f"| {ratio(result['startup_ms'], zend['startup_ms'])} |")
+    lines += startup_section(started_up)
     lines += balance_section(balanced)
+    lines += inetd_section(inetd)
+    lines += scaling_section(results, hotpath)
     lines += [
         "",
         "## Is the load generator the bottleneck?",
@@ -550,6 +689,46 @@ def balance_figures():
         return []
 
 
+STARTUP_LINE = re.compile(r"^(\S+)\s+([\d.]+)\s+\(\s*([\d.]+)-\s*([\d.]+)\)\s+([\d.]+)\s+\(\s*([\d.]+)-\s*([\d.]+)\)\s+n=(\d+)")
+
+
+def startup_figures():
+    """Benchmarks/startup/run.sh: exec to first answer of zend built as the package builds it,
+    against a minimal C epoll server, commands in turn (wall and on-CPU medians)."""
+    print("== start-up of the packaged binary", flush=True)
+    output = subprocess.run([path("Benchmarks/startup/run.sh"), "41"], capture_output=True, text=True, timeout=1800)
+    figures = {}
+    for line in output.stdout.splitlines():
+        match = STARTUP_LINE.match(line)
+        if match:
+            figures[match.group(1)] = {"wall_ms": float(match.group(2)), "wall_p25": float(match.group(3)),
+                                       "wall_p75": float(match.group(4)), "cpu_ms": float(match.group(5)),
+                                       "runs": int(match.group(8))}
+            print("   " + line, flush=True)
+    if not figures:
+        print(f"   start-up benchmark failed: {output.stderr.strip().splitlines()[-1:]}", flush=True)
+    return figures
+
+
+def inetd_figures():
+    """Benchmarks/inetd/run.sh: Accept=yes connections per second under the real systemd of
+    the sandbox tests, zend against a per-connection Python peer under the same socket unit."""
+    print("== Accept=yes under systemd (sandbox)", flush=True)
+    if os.geteuid() != 0:
+        print("   skipped: needs root (a systemd booted in namespaces)", flush=True)
+        return None
+    output = subprocess.run([path("Benchmarks/inetd/run.sh"), "10"], capture_output=True, text=True, timeout=1800)
+    lines = output.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"   failed: {output.stderr.strip().splitlines()[-3:]}", flush=True)
+        return None
+    for line in lines[-12:-1]:
+        print("   " + line, flush=True)
+    return result
+
+
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.monotonic()
@@ -559,13 +738,17 @@ def main():
     balanced = balance_figures()
     print("== load generator check", flush=True)
     loadgen = load_generator_check()
+    started_up = startup_figures()
+    inetd = inetd_figures()
     micro = microbenchmarks()
     with open(path("Benchmarks/results.json"), "w") as raw:
         json.dump({"started": started.isoformat(), "machine": machine_line(), "servers": results,
                    "hotpath": hotpath, "balance": balanced, "load_generator": loadgen,
+                   "startup": started_up, "inetd": inetd,
                    "microbenchmarks": micro}, raw, indent=1)
     write_plot(results)
-    write_report(results, loadgen, micro, hotpath, balanced, started, time.monotonic() - clock)
+    write_report(results, loadgen, micro, hotpath, balanced, started, time.monotonic() - clock,
+                 started_up, inetd)
     print(f"wrote BENCHMARKS.md and Benchmarks/benchmarks.svg in {(time.monotonic() - clock) / 60:.1f} minutes")
 
 

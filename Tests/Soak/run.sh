@@ -4,7 +4,7 @@
 #
 #   Tests/Soak/run.sh [SECONDS] [soak.py options...]
 #
-# Starts ZEND (default .build/release/zend, built if missing) on a free loopback port:
+# Starts ZEND (default .build/release/zend, built first) on a free loopback port:
 #   --threads 2 --request-timeout 2 --idle-timeout 5 --log-target console --log-level notice
 # plus $ZEND_ARGS (e.g. ZEND_ARGS="--max-connections 50" to see the soak fail), then runs
 # Tests/Soak/soak.py (the load, the checks and the summary; see its docstring). Exit
@@ -17,8 +17,8 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 shift || true
 zend=${ZEND:-.build/release/zend}
-if [[ -z ${ZEND:-} && ! -x $zend ]]; then
-  swift build -c release --product zend
+if [[ -z ${ZEND:-} ]]; then
+  swift build -c release --product zend   # quick when up to date
 fi
 
 # 1,000 client sockets here and as many in zend, with room to spare.
@@ -33,7 +33,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   [[ -n $pid ]] && wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
+  if [[ ${status:-1} -eq 0 ]]; then rm -rf "$work"; else echo "soak: zend's log kept in $work/zend.log"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -51,12 +51,12 @@ for _ in $(seq 100); do
   if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$port" 2>/dev/null; then
     break
   fi
-  kill -0 "$pid" 2>/dev/null || { echo "soak: $zend exited at start:"; cat "$work/zend.log"; exit 1; }
+  kill -0 "$pid" 2>/dev/null || { echo "soak: $zend exited at start"; exit 1; }
   sleep 0.1
 done
 echo "soak: $zend (PID $pid) on 127.0.0.1:$port for $seconds s"
-
 status=0
+
 python3 Tests/Soak/soak.py --port "$port" --pid "$pid" --seconds "$seconds" \
   --request-timeout "$request_timeout" --idle-timeout "$idle_timeout" "$@" || status=$?
 if ! kill -0 "$pid" 2>/dev/null; then

@@ -85,7 +85,7 @@ class Failures:
 
     def add(self, what, detail):
         self.counts[what] += 1
-        if len(self.examples) < 20:
+        if self.counts[what] <= 3:  # the first few of each kind
             self.examples.append(f"{what}: {detail}")
 
     def __bool__(self):
@@ -143,6 +143,7 @@ class Soak:
         self.wrong = 0
         self.timeout_closes = collections.Counter()
         self.resets_mid_answer = 0
+        self.longest_turn = 0.0
         self.samples = []  # (t, rss_bytes, fds, connections)
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.chunk = bytearray(65536)
@@ -253,7 +254,15 @@ class Soak:
         self.finished[conn.kind] += 1
 
     def fail(self, conn, what, detail=""):
-        self.failures.add(what, f"#{conn.id} {conn.kind} step {conn.step}/{len(conn.steps)}: {detail}")
+        now = time.monotonic()
+        try:
+            port = conn.sock.getsockname()[1]
+        except OSError:
+            port = "?"
+        since = lambda t: f"{now - t:.2f} s ago" if t else "never"
+        self.failures.add(what, f"#{conn.id} {conn.kind} (port {port}) step {conn.step}/{len(conn.steps)}: {detail}"
+                          f" [opened {since(conn.started)}, first send {since(conn.first_send)},"
+                          f" last send {since(conn.last_send)}]")
         self.finish(conn)
 
     def schedule(self, conn, when):
@@ -439,14 +448,21 @@ class Soak:
         end = start + a.seconds
         next_sample = start + 1
         next_report = start + 10
+        turn_start = start
         opened_this_second, second = 0, int(start)
         while True:
             now = time.monotonic()
             if now >= end:
                 break
+            self.longest_turn = max(self.longest_turn, now - turn_start)
+            turn_start = now
             if int(now) != second:
                 second, opened_this_second = int(now), 0
-            while len(self.conns) < a.connections and opened_this_second < a.rate:
+            # New connections spread over the second (a few per turn), so the driver's
+            # own turns stay short and the slow clients' timing stays true.
+            for _ in range(max(1, a.rate // 25)):
+                if len(self.conns) >= a.connections or opened_this_second >= a.rate:
+                    break
                 self.open()
                 opened_this_second += 1
             timeout = 0.05
@@ -519,6 +535,7 @@ class Soak:
         print("  connections by kind      " + ", ".join(f"{k} {self.opened[k]}" for k in KINDS)
               + f"  (total {sum(self.opened.values())})")
         print(f"  resets mid-answer        {self.resets_mid_answer}")
+        print(f"  driver's longest turn    {self.longest_turn * 1000:.0f} ms")
         print("  closed by zend's timeouts " + ", ".join(f"{k} {v}" for k, v in sorted(self.timeout_closes.items())))
         if s:
             first = s[0]
@@ -582,7 +599,7 @@ def main():
     p.add_argument("--pid", type=int, required=True, help="the server's PID, for /proc sampling")
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--connections", type=int, default=1000)
-    p.add_argument("--rate", type=int, default=400, help="most new connections a second")
+    p.add_argument("--rate", type=int, default=500, help="most new connections a second")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--request-timeout", type=float, default=2)
     p.add_argument("--idle-timeout", type=float, default=5)

@@ -40,7 +40,7 @@ extension EndToEnd {
                 plans.append(StreamPlan.random(using: &generator, maxRequestBytes: Self.maxRequestBytes))
             }
             let clients = try plans.map { _ in try TestClient(port: port) }
-            let outcomes = drive(clients, plans, deadline: ContinuousClock.now + .seconds(20))
+            let outcomes = drive(clients, plans, deadline: ContinuousClock.now + .seconds(5))
 
             var failed = 0
             for (index, (plan, outcome)) in zip(plans, outcomes).enumerated() {

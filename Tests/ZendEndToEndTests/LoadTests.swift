@@ -162,7 +162,10 @@ extension EndToEnd {
             let perConnection = Double(after - before) / 10_000
             print("zend RSS with 10,000 idle connections: \(after) bytes (\(before) before; \(perConnection) bytes per connection)")
             #expect(zend.openDescriptors >= 10_000)
-            #expect(perConnection <= 200, "\(perConnection) bytes per idle connection")
+            if Sanitizer.checks("resident bytes per idle connection <= 200", distortedBy: ["address", "thread"],
+                                because: "the sanitizer's shadow memory and allocator inflate RSS") {
+                #expect(perConnection <= 200, "\(perConnection) bytes per idle connection")
+            }
         }
 
         @Test("memory is given back after load: 10,000 connections holding partial requests close, RSS returns")

@@ -28,4 +28,20 @@ public enum Sanitizer {
         print("SKIP under the \(active) sanitizer: the figure \"\(figure)\" is not checked: \(reason)")
         return false
     }
+
+    /// The threads a sanitizer's runtime started in `pid` (ThreadSanitizer's background
+    /// thread wakes every 100 ms), for figures about zend's own threads; none without a
+    /// sanitizer. Every thread zend starts gets a name of its own (`PosixThread.spawn`),
+    /// so a thread other than the main one that still bears the main thread's name is
+    /// the runtime's. Prints which it found, as the figure they distort leaves them out.
+    public static func runtimeThreads(of pid: pid_t, for figure: String) -> Set<Int32> {
+        guard let active else { return [] }
+        let threads = Paths.threads(of: pid)
+        guard let main = threads.first(where: { $0.id == pid }) else { return [] }
+        let foreign = Set(threads.filter { $0.id != pid && $0.name == main.name }.map(\.id))
+        if !foreign.isEmpty {
+            print("SKIP under the \(active) sanitizer: \(figure) leaves out the sanitizer's thread(s) \(foreign.sorted())")
+        }
+        return foreign
+    }
 }

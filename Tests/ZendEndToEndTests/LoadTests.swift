@@ -197,7 +197,10 @@ extension EndToEnd {
                 if after - before < 8 << 20 { break }
             }
             #expect(loaded - before > 20 << 20, "the load took only \((loaded - before) >> 20) MiB: it proves nothing")
-            #expect(after - before < 8 << 20, "RSS \(before >> 20) MiB before, \(loaded >> 20) MiB loaded, \(after >> 20) MiB after")
+            if Sanitizer.checks("RSS back within 8 MiB of the start after the load", distortedBy: ["address", "thread"],
+                                because: "the sanitizer's allocator keeps freed memory (quarantine, its own caches)") {
+                #expect(after - before < 8 << 20, "RSS \(before >> 20) MiB before, \(loaded >> 20) MiB loaded, \(after >> 20) MiB after")
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ final class SharedCounters: Sendable {
     /// What all connections' buffers may hold together.
     let bufferBudget: BufferBudget
     /// Open connections per client address, kept only while a per-client limit is set.
-    private let perClient = Mutex<[PeerAddress.Client: Int]>([:])
+    private let perClient = Lock<[PeerAddress.Client: Int]>([:])
 
     init(maxConnections: Int, maxConnectionsPerClient: Int = 0, maxBufferMemory: Int = .max) {
         self.maxConnections = maxConnections
@@ -87,8 +87,8 @@ final class ReactorControl: Sendable {
     }
 
     let wakeup: EventFD
-    private let pending = Mutex(Commands())
-    private let handovers = Mutex(Handovers())
+    private let pending = Lock(Commands())
+    private let handovers = Lock(Handovers())
     /// Bumped each time the reactor answers a ping: proof its loop is turning.
     let heartbeat = Atomic<UInt64>(0)
     /// Requests answered by this reactor (published once per wakeup).

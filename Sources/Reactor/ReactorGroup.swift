@@ -34,8 +34,8 @@ public final class ReactorGroup: Sendable {
     private let controls: [ReactorControl]
     private let shared: SharedCounters
     private let wakeup: EventFD
-    private let threads = Mutex<[PosixThread]>([])
-    private let failures = Mutex<[String]>([])
+    private let threads = Lock<[PosixThread]>([])
+    private let failures = Lock<[String]>([])
 
     /// Readable when a reactor has finished or emptied during a drain.
     public var notifications: FileDescriptor { wakeup.fd }

@@ -2,7 +2,6 @@ import Glibc
 import LinuxIO
 import LogEvents
 import Logging
-import Synchronization
 
 /// Where the log writer thread sends records.
 public protocol LogBackend: Sendable {
@@ -23,12 +22,12 @@ public final class LogQueue: Sendable {
         var finishing = false
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let capacity: Int
     private let backend: any LogBackend
     private let wakeup: EventFD
     private let finished: EventFD
-    private let thread = Mutex<PosixThread?>(nil)
+    private let thread = Lock<PosixThread?>(nil)
 
     /// Starts the writer thread.
     public init(capacity: Int = 4096, backend: any LogBackend) throws(SystemError) {

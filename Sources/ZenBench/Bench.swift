@@ -78,7 +78,7 @@ public enum Bench {
             }
             shares.append((connections, requests))
         }
-        let results = Mutex<[WorkerResult]>([])
+        let results = Lock<[WorkerResult]>([])
         let cpuBefore = cpuSeconds()
         var threads: [PosixThread] = []
         for (index, share) in shares.enumerated() {

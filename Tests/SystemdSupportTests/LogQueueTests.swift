@@ -1,4 +1,5 @@
 import Glibc
+import LinuxIO
 import Logging
 import Synchronization
 import Testing
@@ -8,7 +9,7 @@ import Testing
 private final class GatedBackend: LogBackend, Sendable {
     let open = Atomic<Bool>(false)
     let entered = Atomic<Bool>(false)
-    let written = Mutex<[String]>([])
+    let written = Lock<[String]>([])
 
     func write(_ record: LogRecord) {
         entered.store(true, ordering: .releasing)

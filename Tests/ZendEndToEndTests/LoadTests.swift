@@ -162,7 +162,10 @@ extension EndToEnd {
             let perConnection = Double(after - before) / 10_000
             print("zend RSS with 10,000 idle connections: \(after) bytes (\(before) before; \(perConnection) bytes per connection)")
             #expect(zend.openDescriptors >= 10_000)
-            #expect(perConnection <= 200, "\(perConnection) bytes per idle connection")
+            if Sanitizer.checks("resident bytes per idle connection <= 200", distortedBy: ["address", "thread"],
+                                because: "the sanitizer's shadow memory and allocator inflate RSS") {
+                #expect(perConnection <= 200, "\(perConnection) bytes per idle connection")
+            }
         }
 
         @Test("memory is given back after load: 10,000 connections holding partial requests close, RSS returns")
@@ -194,7 +197,10 @@ extension EndToEnd {
                 if after - before < 8 << 20 { break }
             }
             #expect(loaded - before > 20 << 20, "the load took only \((loaded - before) >> 20) MiB: it proves nothing")
-            #expect(after - before < 8 << 20, "RSS \(before >> 20) MiB before, \(loaded >> 20) MiB loaded, \(after >> 20) MiB after")
+            if Sanitizer.checks("RSS back within 8 MiB of the start after the load", distortedBy: ["address", "thread"],
+                                because: "the sanitizer's allocator keeps freed memory (quarantine, its own caches)") {
+                #expect(after - before < 8 << 20, "RSS \(before >> 20) MiB before, \(loaded >> 20) MiB loaded, \(after >> 20) MiB after")
+            }
         }
     }
 }

@@ -58,9 +58,11 @@ extension EndToEnd {
             let client = try zend.connect()  // an idle connection: its idle timeout is a minute away
             #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
             let trace = try traced(zend, calls: "all") { usleep(1_500_000) }
-            let sanitizer = Sanitizer.runtimeThreads(of: zend.process.pid, for: "the syscalls of an idle zend")
+            // ThreadSanitizer's runtime wakes threads of its own and takes its own locks
+            // (seen as futex returns on zend's threads): the figure means nothing under it.
+            guard Sanitizer.checks("no syscall of an idle zend", distortedBy: ["thread"],
+                                   because: "the sanitizer's runtime wakes and locks on its own") else { return }
             let completed = trace.filter { !$0.contains("<unfinished ...>") && !$0.contains("<detached ...>") }
-                .filter { line in !sanitizer.contains(Int32(line.prefix { $0 != " " }) ?? -1) }
             #expect(completed.isEmpty, "\(completed.prefix(5))")
         }
 

@@ -183,3 +183,17 @@ struct PeerAddressTests {
         #expect(describe("2001:db8::ffff:0:1", port: 7) == "[2001:db8::ffff:0:1]:7")
     }
 }
+
+@Suite("Shared counters")
+struct SharedCountersTests {
+    @Test("the connection limit admits exactly the limit: a reservation past it is refused and counts nothing")
+    func limit() {
+        let shared = SharedCounters(maxConnections: 3)
+        #expect((0 ..< 3).allSatisfy { _ in shared.reserveConnection() })
+        #expect(!shared.reserveConnection())
+        #expect(shared.connections.load(ordering: .relaxed) == 3)
+        #expect(shared.releaseConnection() == 2)
+        #expect(shared.reserveConnection())
+        #expect(!shared.reserveConnection())
+    }
+}

@@ -133,7 +133,7 @@ extension EndToEnd {
         }
     }
 
-    @Suite("watchdog", .enabled(if: runningAsRoot, "needs root to ptrace one reactor thread"))
+    @Suite("watchdog", .enabled(if: runningAsRoot, "needs root to ptrace one reactor thread (CI runs as root, so it always runs there)"))
     struct WatchdogTests {
         @Test("a stuck reactor stops the WATCHDOG=1 keep-alives; they resume when it moves again")
         func stuckReactor() throws {

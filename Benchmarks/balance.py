@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 
+import instructions
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONNECTIONS = (2, 8, 50, 1000)
 SECONDS = 3
@@ -162,15 +164,9 @@ def cpu_used(before, after):
     return [after.get(name, 0) - before.get(name, 0) for name in names]
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_load(connections, threads=2, seconds=SECONDS, zend=None, zen=None):
     """One fresh zend, one `zen bench -c connections -d seconds`, the stopped line's figures."""
-    port = free_port()
+    port = instructions.free_port()
     with tempfile.NamedTemporaryFile(prefix="zend-balance-", suffix=".log") as log_file:
         process = subprocess.Popen([zend or path(".build/release/zend"), "--listen", f"127.0.0.1:{port}",
                                     "--threads", str(threads), "--log-level", "info", "--log-target", "console"],

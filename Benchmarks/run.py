@@ -60,26 +60,11 @@ SERVERS = [  # (name, command taking the port); the limit first
 ]
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answered(port, timeout=0.2):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
-            client.sendall(b"Beautiful is better than?")
-            return client.recv(16) == b"Ugly."
-    except OSError:
-        return False
-
-
 class Server:
     """A server under test, started pinned to the server CPU, stopped by its PID."""
 
     def __init__(self, command):
-        self.port = free_port()
+        self.port = instructions.free_port()
         self.started = time.monotonic()
         self.process = subprocess.Popen(["taskset", "-c", SERVER_CPU] + command(self.port),
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -89,7 +74,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}")
-            if answered(self.port):
+            if instructions.answered(self.port, timeout=0.2):
                 return time.monotonic() - self.started
             time.sleep(0.001)
         raise RuntimeError("server did not answer")
@@ -154,7 +139,7 @@ def idle_memory(server):
     """Resident bytes per connection while the server holds each of IDLE_CONNECTIONS idle
     connections (opened in steps, all held at once), and the RSS before any. For zend, also
     the kernel's memory per idle TCP socket (both ends are on this host: halved)."""
-    answered(server.port)
+    instructions.answered(server.port)
     time.sleep(0.3)
     before = server.rss()
     kernel_before = kernel_memory()

@@ -63,22 +63,19 @@ public struct UnixSocketFile: Sendable, Equatable, CustomStringConvertible {
         return .removed
     }
 
-    /// "a regular file", "a directory", "a symbolic link to /x", … for messages.
+    /// "a regular file", "a directory", "a symbolic link to /x", … for messages: the kinds
+    /// `FileDescriptor.fileKind` names, with a symbolic link's target and a FIFO's full name.
     public static func describe(_ info: stat, path: String) -> String {
         switch info.st_mode & S_IFMT {
         case S_IFREG: return "a regular file"
-        case S_IFDIR: return "a directory"
         case S_IFIFO: return "a named pipe (FIFO)"
-        case S_IFCHR: return "a character device"
-        case S_IFBLK: return "a block device"
-        case S_IFSOCK: return "a socket"
         case S_IFLNK:
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
             let count = readlink(path, &buffer, buffer.count - 1)
             guard count > 0 else { return "a symbolic link" }
             let target = String(decoding: buffer[0 ..< count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             return "a symbolic link to \(target)"
-        default: return "a file of unknown type"
+        default: return FileDescriptor.fileKind(info.st_mode) ?? "a regular file"
         }
     }
 

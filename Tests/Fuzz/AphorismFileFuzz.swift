@@ -91,13 +91,3 @@ public func aphorismFileFuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> I
     }
     return 0
 }
-
-/// Stops with `message` when `condition` is false (`precondition` drops its message in -O builds).
-func check(_ condition: Bool, _ message: @autoclosure () -> String = "check failed",
-           file: StaticString = #file, line: UInt = #line) {
-    if !condition { fatalError(message(), file: file, line: line) }
-}
-
-func fail(_ message: String, file: StaticString = #file, line: UInt = #line) -> Never {
-    fatalError(message, file: file, line: line)
-}

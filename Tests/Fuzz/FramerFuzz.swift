@@ -123,13 +123,3 @@ public func framerFuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     check(pieces.leftover == whole.leftover, "chunks leave \(pieces.leftover), whole read \(whole.leftover)")
     return 0
 }
-
-/// Stops with `message` when `condition` is false (`precondition` drops its message in -O builds).
-func check(_ condition: Bool, _ message: @autoclosure () -> String = "check failed",
-           file: StaticString = #file, line: UInt = #line) {
-    if !condition { fatalError(message(), file: file, line: line) }
-}
-
-func fail(_ message: String, file: StaticString = #file, line: UInt = #line) -> Never {
-    fatalError(message, file: file, line: line)
-}

@@ -30,7 +30,7 @@ for target in framer aphorism-file; do
   echo "== fuzz $target: building"
   if ! swiftc -parse-as-library -sanitize=fuzzer,address -O -g -use-ld=lld \
       -module-name "ZenFuzz_${target//-/_}" \
-      Sources/ZenProtocol/*.swift "Tests/Fuzz/${sources[$target]}" \
+      Sources/ZenProtocol/*.swift Tests/Fuzz/FuzzSupport.swift "Tests/Fuzz/${sources[$target]}" \
       -o "$out/$target-fuzzer"; then
     failed+=("$target (build)")
     continue

@@ -143,16 +143,21 @@ extension EndToEnd {
             #expect(rounds.load(ordering: .relaxed) > 200)
         }
 
-        @Test("10,000 idle connections: resident memory per connection is small")
-        func idleConnectionMemory() throws {
+        /// A one-reactor zend that has answered once, and its resident memory then: the
+        /// allocator and pools are warm, so what follows measures connections, not start-up.
+        private func warmedUpZend() throws -> (ZendServer, Int) {
             let zend = try ZendServer(["--threads", "1"])
-            // Warm up allocator and pools so the figure is per connection, not start-up.
             do {
                 let warm = try zend.connect()
                 _ = warm.ask("Simple is better than?", expecting: "Complex.")
             }
             usleep(100_000)
-            let before = try #require(zend.residentBytes)
+            return (zend, try #require(zend.residentBytes))
+        }
+
+        @Test("10,000 idle connections: resident memory per connection is small")
+        func idleConnectionMemory() throws {
+            let (zend, before) = try warmedUpZend()
             var clients: [TestClient] = []
             clients.reserveCapacity(10_000)
             for _ in 0 ..< 10_000 { clients.append(try zend.connect()) }
@@ -170,13 +175,7 @@ extension EndToEnd {
 
         @Test("memory is given back after load: 10,000 connections holding partial requests close, RSS returns")
         func memoryReturnedAfterLoad() throws {
-            let zend = try ZendServer(["--threads", "1"])
-            do {
-                let warm = try zend.connect()
-                _ = warm.ask("Simple is better than?", expecting: "Complex.")
-            }
-            usleep(100_000)
-            let before = try #require(zend.residentBytes)
+            let (zend, before) = try warmedUpZend()
             var clients: [TestClient] = []
             clients.reserveCapacity(10_000)
             // Each holds a partial request, so each takes a receive buffer.

@@ -25,6 +25,26 @@ extension TestClient {
         send(question)
         return receiveText(count: expected.utf8.count, timeout: timeout)
     }
+
+    /// Sends `text` and reports whether zend closed the connection without a byte of
+    /// answer (a refused connection: end of file or reset within 2 s).
+    func isClosedUnanswered(after text: String) -> Bool {
+        send(text)
+        let (bytes, end) = receiveToEnd(timeout: .seconds(2))
+        return bytes.isEmpty && (end == .endOfFile || end == .reset)
+    }
+
+    /// Asks the book's questions in turn, `rounds` times, checking every answer; the time
+    /// each answer took, in milliseconds (for tests of what other clients cost this one).
+    func answerTimes(rounds: Int) -> [Double] {
+        (0 ..< rounds).map { round in
+            let (question, expected) = bookAnswers[round % 3]
+            var answer = ""
+            let elapsed = milliseconds { answer = ask(question, expecting: expected, timeout: .seconds(5)) }
+            #expect(answer == expected, "answer \(round + 1)")
+            return elapsed
+        }
+    }
 }
 
 /// Runs a command to completion; returns its exit code and combined output.

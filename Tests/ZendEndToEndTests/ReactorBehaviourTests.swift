@@ -98,14 +98,7 @@ extension EndToEnd {
                 while !stop.load(ordering: .relaxed) { _ = box.value.receive(count: 1 << 20, timeout: .milliseconds(50)) }
             }
             usleep(200_000)
-            let other = try zend.connect()
-            var worst = 0.0
-            for round in 0 ..< 20 {
-                let (q, a) = bookAnswers[round % 3]
-                var answer = ""
-                worst = max(worst, milliseconds { answer = other.ask(q, expecting: a, timeout: .seconds(5)) })
-                #expect(answer == a)
-            }
+            let worst = try zend.connect().answerTimes(rounds: 20).max()!
             stop.store(true, ordering: .relaxed)
             writer.join()
             reader.join()
@@ -132,15 +125,7 @@ extension EndToEnd {
                 })
             }
             usleep(200_000)
-            let other = try zend.connect()
-            var samples: [Double] = []
-            for round in 0 ..< 21 {
-                let (q, a) = bookAnswers[round % 3]
-                var answer = ""
-                samples.append(milliseconds { answer = other.ask(q, expecting: a, timeout: .seconds(5)) })
-                #expect(answer == a)
-            }
-            samples.sort()
+            let samples = try zend.connect().answerTimes(rounds: 21).sorted()
             return (samples[samples.count / 2], samples.last!)
         }
 

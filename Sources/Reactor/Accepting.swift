@@ -38,18 +38,8 @@ extension Reactor {
                 break
             }
             guard case .processed(let client) = result else { break }
-            guard shared.reserveConnection() else {
-                client.close()
-                noteRejection()
-                continue
-            }
             let peer = PeerAddress(peerStorage)
-            guard shared.reserveClient(peer) else {
-                client.close()
-                releaseConnection()
-                noteRejection(client: peer)
-                continue
-            }
+            guard admit(client, peer: peer) else { continue }
             if let target = lessLoadedPeer(), target.handOver(.init(fd: client, peer: peer)) {
                 handedOver += 1
                 continue
@@ -77,15 +67,38 @@ extension Reactor {
         return best
     }
 
+    /// Counts a new connection in the shared limits (all connections, those of its client
+    /// address); when a limit refuses it, closes it and says so, and counts nothing.
+    mutating func admit(_ fd: FileDescriptor, peer: PeerAddress) -> Bool {
+        guard shared.reserveConnection() else {
+            fd.close()
+            noteRejection()
+            return false
+        }
+        guard shared.reserveClient(peer) else {
+            fd.close()
+            releaseConnection()
+            noteRejection(client: peer)
+            return false
+        }
+        return true
+    }
+
+    /// Closes a connection that ends or could not start, and gives back what it counted:
+    /// the shared limits and this reactor's load.
+    mutating func release(_ fd: FileDescriptor, peer: PeerAddress) {
+        fd.close()
+        shared.releaseClient(peer)
+        control.load.wrappingSubtract(1, ordering: .relaxed)
+        releaseConnection()
+    }
+
     /// Starts serving an accepted or handed-over connection (already counted in
     /// `shared` and in this reactor's load).
     mutating func open(_ fd: FileDescriptor, peer: PeerAddress) {
         guard let slot = table.allocate() else {
             // The table is sized to the connection limit, so this is only a safety net.
-            fd.close()
-            shared.releaseClient(peer)
-            control.load.wrappingSubtract(1, ordering: .relaxed)
-            releaseConnection()
+            release(fd, peer: peer)
             noteRejection()
             return
         }
@@ -105,11 +118,8 @@ extension Reactor {
                            data: EventToken.connection(slot, connection.pointee.generation))
         } catch {
             logger.error("cannot watch a new connection", metadata: ["error": "\(error)"])
-            fd.close()
-            shared.releaseClient(peer)
             table.release(slot)
-            control.load.wrappingSubtract(1, ordering: .relaxed)
-            releaseConnection()
+            release(fd, peer: peer)
             return
         }
         connectionsOpened &+= 1
@@ -141,11 +151,9 @@ extension Reactor {
         table.unlink(slot)
         connection.pointee.input.release(to: &receivePool)
         connection.pointee.output.release(to: &sendPool)
-        connection.pointee.fd.close()
-        shared.releaseClient(connection.pointee.peer)
+        let (fd, peer) = (connection.pointee.fd, connection.pointee.peer)
         table.release(slot)
-        control.load.wrappingSubtract(1, ordering: .relaxed)
-        releaseConnection()
+        release(fd, peer: peer)
         if memoryTrimAt == nil, receivePool.released + sendPool.released >= Self.buffersBeforeTrim {
             memoryTrimAt = now.advanced(by: .seconds(1))
         }
@@ -190,9 +198,8 @@ extension Reactor {
     /// Counts a refused connection; one warning a second at most, with the count since the
     /// last (a flood must not become a log flood).
     private mutating func noteRejection(cause: SystemError? = nil, client: PeerAddress? = nil) {
-        rejectedSinceWarning += 1
-        if let last = lastRejectionWarning, now < last.advanced(by: .seconds(1)) { return }
-        var metadata: Logger.Metadata = ["rejected": "\(rejectedSinceWarning)"]
+        guard let missed = rejections.admitCounting(now: now) else { return }
+        var metadata: Logger.Metadata = ["rejected": "\(missed + 1)"]
         let message: Logger.Message
         if let cause {
             message = "out of file descriptors; closing new connections"
@@ -206,8 +213,6 @@ extension Reactor {
             metadata["max_connections"] = "\(shared.maxConnections)"
         }
         logger.warning(message, metadata: metadata)
-        rejectedSinceWarning = 0
-        lastRejectionWarning = now
     }
 
     /// Level-triggered (a backlog left behind is reported again), one reactor woken per connection.

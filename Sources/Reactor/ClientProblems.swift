@@ -31,6 +31,14 @@ struct LogRateLimit {
         return true
     }
 
+    /// For lines that carry the count themselves: nil when this one must not be logged;
+    /// else how many were not logged since the last (the count starts again).
+    mutating func admitCounting(now: MonotonicInstant) -> Int? {
+        guard admit(now: now) else { return nil }
+        defer { suppressed = 0 }
+        return suppressed
+    }
+
     /// When the current second ends (the suppressed count is due then).
     var windowEnd: MonotonicInstant { windowStart.advanced(byNanoseconds: 1_000_000_000) }
 

@@ -57,8 +57,8 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
     var memoryTrimAt: MonotonicInstant?
     /// Client problems logged this second, and those not logged.
     var clientProblems = LogRateLimit(perSecond: 5)
-    var rejectedSinceWarning = 0
-    var lastRejectionWarning: MonotonicInstant?
+    /// Refused connections: one warning a second, with the count since the last.
+    var rejections = LogRateLimit(perSecond: 1)
     var requestsServed: UInt64 = 0
     /// Bytes read plus answered for the connection being served (see `turnBudget`).
     var turnWork = 0
@@ -121,15 +121,7 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
 
         for fd in connections {
             let peer = PeerAddress(peerOf: fd)
-            guard shared.reserveConnection() else {
-                fd.close()
-                continue
-            }
-            guard shared.reserveClient(peer) else {
-                fd.close()
-                releaseConnection()
-                continue
-            }
+            guard admit(fd, peer: peer) else { continue }
             control.load.wrappingAdd(1, ordering: .relaxed)
             open(fd, peer: peer)
         }
@@ -251,9 +243,7 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
     private mutating func closeEverything() {
         stopAccepting()
         for connection in control.closeHandovers() {
-            connection.fd.close()
-            control.load.wrappingSubtract(1, ordering: .relaxed)
-            releaseConnection()
+            release(connection.fd, peer: connection.peer)
         }
         for slot in table.openIndices { close(slot, reason: .reactorStopped) }
         control.requestsServed.store(requestsServed, ordering: .relaxed)

@@ -56,50 +56,39 @@ enum ZendMain {
             guard index + 1 < arguments.endIndex else { return nil }
             let value = arguments[index + 1]
             guard let first = value.utf8.first, first != UInt8(ascii: "-") else { return nil }
-            switch name {
-            case "--port": guard let port = UInt16(argument: value) else { return nil }; options.port = port
-            case "--listen": options.listen.append(value)
-            case "--aphorisms": options.aphorisms = value
-            case "--max-aphorism-file-bytes":
-                guard let bytes = Int(argument: value) else { return nil }
-                options.maxAphorismFileBytes = bytes
-            case "--request-timeout":
-                guard let seconds = Double(argument: value) else { return nil }
-                options.requestTimeout = seconds
-            case "--max-connections-per-client":
-                guard let connections = Int(argument: value) else { return nil }
-                options.maxConnectionsPerClient = connections
-            case "--max-buffer-memory":
-                guard let bytes = Int(argument: value) else { return nil }
-                options.maxBufferMemory = bytes
-            case "--send-queue-bytes":
-                guard let bytes = Int(argument: value) else { return nil }
-                options.sendQueueBytes = bytes
-            case "--threads": guard let threads = Int(argument: value) else { return nil }; options.threads = threads
-            case "--max-request-bytes":
-                guard let bytes = Int(argument: value) else { return nil }
-                options.maxRequestBytes = bytes
-            case "--idle-timeout":
-                guard let seconds = Double(argument: value) else { return nil }
-                options.idleTimeout = seconds
-            case "--max-connections":
-                guard let connections = Int(argument: value) else { return nil }
-                options.maxConnections = connections
-            case "--drain-timeout":
-                guard let seconds = Double(argument: value) else { return nil }
-                options.drainTimeout = seconds
-            case "--exit-when-idle":
-                guard let seconds = Double(argument: value) else { return nil }
-                options.exitWhenIdle = seconds
-            case "--log-level":
-                guard let level = LogLevelOption(argument: value) else { return nil }
-                options.logLevel = level
-            case "--log-target":
-                guard let target = LogTargetOption(argument: value) else { return nil }
-                options.logTarget = target
-            default:
-                return nil
+            /// Converts `value` with the parser's own conversion and stores it; false if
+            /// the parser would refuse it.
+            func set<Value: ExpressibleByArgument>(_ option: WritableKeyPath<ZendOptions, Value>) -> Bool {
+                guard let converted = Value(argument: value) else { return false }
+                options[keyPath: option] = converted
+                return true
             }
+            func set<Value: ExpressibleByArgument>(_ option: WritableKeyPath<ZendOptions, Value?>) -> Bool {
+                guard let converted = Value(argument: value) else { return false }
+                options[keyPath: option] = converted
+                return true
+            }
+            let accepted: Bool
+            switch name {
+            case "--port": accepted = set(\.port)
+            case "--listen": options.listen.append(value); accepted = true
+            case "--aphorisms": accepted = set(\.aphorisms)
+            case "--max-aphorism-file-bytes": accepted = set(\.maxAphorismFileBytes)
+            case "--threads": accepted = set(\.threads)
+            case "--max-request-bytes": accepted = set(\.maxRequestBytes)
+            case "--idle-timeout": accepted = set(\.idleTimeout)
+            case "--request-timeout": accepted = set(\.requestTimeout)
+            case "--max-connections": accepted = set(\.maxConnections)
+            case "--max-connections-per-client": accepted = set(\.maxConnectionsPerClient)
+            case "--max-buffer-memory": accepted = set(\.maxBufferMemory)
+            case "--send-queue-bytes": accepted = set(\.sendQueueBytes)
+            case "--drain-timeout": accepted = set(\.drainTimeout)
+            case "--exit-when-idle": accepted = set(\.exitWhenIdle)
+            case "--log-level": accepted = set(\.logLevel)
+            case "--log-target": accepted = set(\.logTarget)
+            default: accepted = false
+            }
+            guard accepted else { return nil }
             index += 2
         }
         return options.problem == nil ? options : nil

@@ -11,7 +11,7 @@ import ZenProtocol
 /// answer every complete request; write at once, and arm `EPOLLOUT` only once the
 /// kernel's buffer is full.
 extension Reactor {
-    /// Answers, writes and reads for one connection until it would block, its turn's
+    /// Answers, writes and reads for one connection until it would block, its read
     /// budget is spent (then it goes on the ready list) or it is closed.
     mutating func drive(_ slot: Int32) {
         let connection = table.slots + Int(slot)
@@ -20,7 +20,6 @@ extension Reactor {
         // more bytes arrive would find nothing.
         var answered = false
         while true {
-            // After a pause lifted (`continue` below) as after any round of this loop.
             if turnWork >= configuration.turnBudget {
                 enqueue(slot)
                 return
@@ -49,8 +48,8 @@ extension Reactor {
                 answered = false
                 continue
             }
-            // The turn's budget is spent: more to read, or requests answering left behind,
-            // wait behind the others (not for an edge that may never come).
+            // Answering can stop at the budget with requests left: they must not wait for
+            // an edge that may never come.
             if turnWork >= configuration.turnBudget, state.contains(.readable) || connection.pointee.input.count > 0 {
                 enqueue(slot)
                 return
@@ -119,6 +118,7 @@ extension Reactor {
         while true {
             let result = service.serve(rest, into: scratchOutput)
             rest = UnsafeRawBufferPointer(rebasing: rest[result.consumed...])
+            countAnswered(result, on: connection)
             var unsent = UnsafeRawBufferPointer(rebasing: scratchOutput[..<result.produced])
             if !unsent.isEmpty, connection.pointee.state.contains(.writable) {
                 guard let sent = send(slot, unsent) else { return nil }
@@ -133,12 +133,20 @@ extension Reactor {
                 connection.pointee.output.commit(unsent.count)
             }
             noteServed(slot, result, leaving: rest.count)
-            if result.stop == .outputFull, unsent.isEmpty {
+            switch result.stop {
+            case .needInput:
+                break
+            case .outputFull:
                 // Everything produced went out: carry on with the rest, unless this turn's
                 // budget is spent (the rest then waits in the input buffer).
-                if turnWork < configuration.turnBudget { continue }
-            } else {
-                apply(result.stop, to: slot)
+                if unsent.isEmpty {
+                    if turnWork < configuration.turnBudget { continue }
+                } else {
+                    connection.pointee.state.insert(.paused)
+                }
+            case .requestTooLong:
+                connection.pointee.state.insert(.closing)
+                noteRequestTooLong(slot)
             }
             return input.count - rest.count
         }
@@ -206,23 +214,35 @@ extension Reactor {
         let result = service.serve(connection.pointee.input.bytes, into: space)
         connection.pointee.input.consume(result.consumed)
         connection.pointee.output.commit(result.produced)
+        countAnswered(result, on: connection)
         noteServed(slot, result, leaving: connection.pointee.input.count)
-        apply(result.stop, to: slot)
+        switch result.stop {
+        case .needInput:
+            break
+        case .outputFull:
+            connection.pointee.state.insert(.paused)
+        case .requestTooLong:
+            connection.pointee.state.insert(.closing)
+            noteRequestTooLong(slot)
+        }
         connection.pointee.input.releaseIfEmpty(to: &receivePool)
         connection.pointee.output.releaseIfEmpty(to: &sendPool)
         return true
     }
 
-    /// Counts what serving did, and keeps the request deadline: a partial request left
-    /// after serving starts it (unless it is the same partial request as before: nothing
-    /// was consumed); no partial request left stops it.
     @inline(__always)
-    private mutating func noteServed(_ slot: Int32, _ result: ServeResult, leaving remaining: Int) {
-        let connection = table.slots + Int(slot)
+    private mutating func countAnswered(_ result: ServeResult, on connection: UnsafeMutablePointer<Connection>) {
         connection.pointee.requests &+= UInt64(result.requests)
         requestsServed &+= UInt64(result.requests)
         turnWork &+= result.produced
-        let pending = connection.pointee.requestPending
+    }
+
+    /// Keeps the request deadline: a partial request left after serving starts it (unless
+    /// it is the same partial request as before: nothing was consumed); no partial request
+    /// left stops it.
+    @inline(__always)
+    private mutating func noteServed(_ slot: Int32, _ result: ServeResult, leaving remaining: Int) {
+        let pending = table.slots[Int(slot)].requestPending
         if result.stop == .needInput, remaining > 0 {
             if !pending || result.consumed > 0 { table.wait(slot, for: .request, now: now) }
         } else if pending {
@@ -230,20 +250,9 @@ extension Reactor {
         }
     }
 
-    /// Why serving stopped, applied to the connection: a full output pauses it, a request
-    /// too long has it close once the error answer is out.
-    @inline(__always)
-    private mutating func apply(_ stop: ServeResult.Stop, to slot: Int32) {
-        switch stop {
-        case .needInput:
-            break
-        case .outputFull:
-            table.slots[Int(slot)].state.insert(.paused)
-        case .requestTooLong:
-            table.slots[Int(slot)].state.insert(.closing)
-            reportClientProblem("request too long; answering with an error and closing", slot,
-                                ["max_request_bytes": "\(service.maxRequestBytes)"])
-        }
+    private mutating func noteRequestTooLong(_ slot: Int32) {
+        reportClientProblem("request too long; answering with an error and closing", slot,
+                            ["max_request_bytes": "\(service.maxRequestBytes)"])
     }
 
     /// Writes unsent answers; false if the connection was closed.

@@ -9,6 +9,18 @@ int zend_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags)
     return accept4(fd, address, length, flags);
 }
 
+int zend_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
+        return -1;
+    }
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
 int zend_available_cpus(void) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -232,6 +232,16 @@ extension FileDescriptor {
         }
     }
 
+    /// The user and process of a unix socket's peer, as the kernel recorded them at
+    /// connect (`SO_PEERCRED`): who is asking, whatever the socket file's mode says.
+    public func peerCredentials() throws(SystemError) -> (pid: pid_t, uid: uid_t, gid: gid_t) {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+        try retryingInterrupts("getsockopt(SO_PEERCRED)") { zend_peer_credentials(rawValue, &pid, &uid, &gid) }
+        return (pid, uid, gid)
+    }
+
     /// The address this socket is bound to.
     public func localAddress() throws(SystemError) -> SocketAddress? {
         try socketAddress("getsockname", Glibc.getsockname)

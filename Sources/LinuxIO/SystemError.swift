@@ -17,6 +17,9 @@ public struct SystemError: Error, Equatable, CustomStringConvertible, Sendable {
     public var reason: String { String(cString: strerror(errno)) }
 
     public var description: String { "\(call): \(reason) (errno \(errno))" }
+
+    /// The peer reset the connection (`ECONNRESET`, or `EPIPE` on a send after it).
+    public var isReset: Bool { errno == ECONNRESET || errno == EPIPE }
 }
 
 /// The outcome of a non-blocking operation: done, or it would have blocked (`EAGAIN`).

@@ -2,21 +2,6 @@ import Glibc
 import LinuxIO
 import Logging
 
-/// Why a connection was closed (logged, and counted by reason).
-enum CloseReason: String {
-    case clientClosed = "closed by client"
-    case idleTimeout = "idle timeout"
-    case requestTimeout = "request timeout"
-    case bufferLimit = "buffer memory limit"
-    case requestTooLong = "request too long"
-    case readFailed = "read failed"
-    case sendFailed = "send failed"
-    case epollFailed = "epoll_ctl failed"
-    case shuttingDown = "shutting down"
-    case drainTimeout = "drain timeout"
-    case reactorStopped = "reactor stopped"
-}
-
 /// Opening, balancing and closing connections.
 ///
 /// Balance: `EPOLLEXCLUSIVE` wakes the reactors sharing a listener in a fixed order, so
@@ -122,8 +107,7 @@ extension Reactor {
             release(fd, peer: peer)
             return
         }
-        connectionsOpened &+= 1
-        control.connectionsOpened.store(connectionsOpened, ordering: .relaxed)
+        stats.connectionsServed &+= 1
         table.wait(slot, for: .idle, now: now)
         if logsConnections {
             logger.debug("connection opened", metadata: [
@@ -148,6 +132,7 @@ extension Reactor {
             if let error { metadata["error"] = "\(error)" }
             logger.debug("connection closed", metadata: metadata)
         }
+        stats.closed[reason.counted.rawValue] &+= 1
         table.unlink(slot)
         connection.pointee.input.release(to: &receivePool)
         connection.pointee.output.release(to: &sendPool)
@@ -198,6 +183,13 @@ extension Reactor {
     /// Counts a refused connection; one warning a second at most, with the count since the
     /// last (a flood must not become a log flood).
     private mutating func noteRejection(cause: SystemError? = nil, client: PeerAddress? = nil) {
+        if cause != nil {
+            stats.refusedOutOfDescriptors &+= 1
+        } else if client != nil {
+            stats.refusedPerClient &+= 1
+        } else {
+            stats.refusedAtLimit &+= 1
+        }
         guard let missed = rejections.admitCounting(now: now) else { return }
         var metadata: Logger.Metadata = ["rejected": "\(missed + 1)"]
         let message: Logger.Message
@@ -243,6 +235,7 @@ extension Reactor {
     }
 
     private mutating func pauseAccepting(for duration: Duration, cause: SystemError) {
+        stats.acceptPauses &+= 1
         logger.error("accepting paused", metadata: ["error": "\(cause)", "pause_ms": "\(duration.nanoseconds / 1_000_000)"])
         stopAccepting()
         acceptResumeAt = now.advanced(by: duration)

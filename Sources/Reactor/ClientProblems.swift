@@ -66,7 +66,8 @@ extension Reactor {
     /// Reports how many client problems were not logged, once their second is over.
     mutating func reportSuppressedClientProblems() {
         guard let count = clientProblems.takeSuppressed(now: now) else { return }
-        logger.notice("\(count) more client problems were not logged (at most \(clientProblems.perSecond) a second)",
-                      metadata: ["suppressed": "\(count)"])
+        logger.notice("more client problems were not logged", metadata: [
+            "suppressed": "\(count)", "logged_per_second": "\(clientProblems.perSecond)",
+        ])
     }
 }

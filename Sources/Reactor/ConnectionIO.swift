@@ -161,7 +161,7 @@ extension Reactor {
         do {
             result = try connection.pointee.fd.read(into: space)
         } catch {
-            close(slot, reason: .readFailed, error: error)
+            close(slot, reason: error.isReset ? .reset : .readFailed, error: error)
             return nil
         }
         switch result {
@@ -174,6 +174,7 @@ extension Reactor {
             return 0
         case .processed(let count):
             connection.pointee.bytesReceived &+= UInt64(count)
+            stats.bytesReceived &+= UInt64(count)
             turnWork &+= count
             table.touch(slot, now: now)
             if count < space.count {
@@ -233,7 +234,8 @@ extension Reactor {
     @inline(__always)
     private mutating func countAnswered(_ result: ServeResult, on connection: UnsafeMutablePointer<Connection>) {
         connection.pointee.requests &+= UInt64(result.requests)
-        requestsServed &+= UInt64(result.requests)
+        stats.requests &+= UInt64(result.requests)
+        stats.unknownRequests &+= UInt64(result.unknown)
         turnWork &+= result.produced
     }
 
@@ -251,6 +253,7 @@ extension Reactor {
     }
 
     private mutating func noteRequestTooLong(_ slot: Int32) {
+        stats.tooLongRequests &+= 1
         reportClientProblem("request too long; answering with an error and closing", slot,
                             ["max_request_bytes": "\(service.maxRequestBytes)"])
     }
@@ -274,13 +277,14 @@ extension Reactor {
         do {
             result = try connection.pointee.fd.send(bytes)
         } catch {
-            close(slot, reason: .sendFailed, error: error)
+            close(slot, reason: error.isReset ? .reset : .sendFailed, error: error)
             return nil
         }
         var sent = 0
         if case .processed(let count) = result {
             sent = count
             connection.pointee.bytesSent &+= UInt64(count)
+            stats.bytesSent &+= UInt64(count)
             table.touch(slot, now: now)
         }
         if sent < bytes.count {
@@ -352,6 +356,7 @@ extension Reactor {
             case .processed(let count) where count > 0:
                 discarded += count
                 connection.pointee.bytesReceived &+= UInt64(count)
+                stats.bytesReceived &+= UInt64(count)
                 if count < scratchInput.count { connection.pointee.state.remove(.readable) }
             case .wouldBlock:
                 connection.pointee.state.remove(.readable)

@@ -59,10 +59,10 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
     var clientProblems = LogRateLimit(perSecond: 5)
     /// Refused connections: one warning a second, with the count since the last.
     var rejections = LogRateLimit(perSecond: 1)
-    var requestsServed: UInt64 = 0
+    /// What this reactor has done, published when asked.
+    var stats = ReactorStats()
     /// Bytes read plus answered for the connection being served (see `turnBudget`).
     var turnWork = 0
-    var connectionsOpened: UInt64 = 0
 
     let peerStorage: UnsafeMutablePointer<sockaddr_storage>
     /// Where reads land and answers are written while a connection has nothing buffered
@@ -150,7 +150,6 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
                 if dispatch(token, flags) { return }
             }
             serveReadyList()
-            control.requestsServed.store(requestsServed, ordering: .relaxed)
             try updateTimer()
         }
     }
@@ -227,6 +226,10 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
         if commands.ping {
             control.heartbeat.wrappingAdd(1, ordering: .relaxed)
         }
+        if let round = commands.statsRound {
+            publishStats(round: round)
+            notifySupervisor()
+        }
         if commands.drain, !draining {
             draining = true
             stopAccepting()
@@ -246,7 +249,14 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
             release(connection.fd, peer: connection.peer)
         }
         for slot in table.openIndices { close(slot, reason: .reactorStopped) }
-        control.requestsServed.store(requestsServed, ordering: .relaxed)
+        publishStats(round: .max)
+    }
+
+    /// Copies the figures out for the supervisor, as of the stats round `round`.
+    private func publishStats(round: UInt64) {
+        var copy = stats
+        copy.connectionsOpen = table.count
+        control.publish(copy, round: round)
     }
 
     private static func roundUp(_ value: Int, to multiple: Int) -> Int {

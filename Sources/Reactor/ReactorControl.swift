@@ -66,11 +66,14 @@ final class SharedCounters: Sendable {
 /// threads, the eventfd that wakes it, and the figures it publishes.
 ///
 /// Every figure has one writer (the reactor) except `load`, which a reactor that hands
-/// a connection over also raises; nothing here is written per request by another thread.
+/// a connection over also raises; nothing here is written per request: the reactor's
+/// counters are copied into `published` only when the supervisor asks.
 final class ReactorControl: Sendable {
     struct Commands {
         var service: (any RequestProtocol)?
         var ping = false
+        /// The latest stats round asked for, if any since the last take.
+        var statsRound: UInt64?
         var drain = false
         var stop = false
     }
@@ -91,10 +94,8 @@ final class ReactorControl: Sendable {
     private let handovers = Lock(Handovers())
     /// Bumped each time the reactor answers a ping: proof its loop is turning.
     let heartbeat = Atomic<UInt64>(0)
-    /// Requests answered by this reactor (published once per wakeup).
-    let requestsServed = Atomic<UInt64>(0)
-    /// Connections this reactor has served, handed-over ones included.
-    let connectionsOpened = Atomic<UInt64>(0)
+    /// The reactor's counters as last published, and the stats round they answer.
+    private let published = Lock<(stats: ReactorStats, round: UInt64)>((ReactorStats(), 0))
     /// Connections open in this reactor or handed to it: what balancing compares.
     let load = Atomic<Int>(0)
     /// Set once a draining reactor has taken the listeners out of its epoll set.
@@ -110,6 +111,16 @@ final class ReactorControl: Sendable {
     func send(_ change: (inout Commands) -> Void) {
         pending.withLock { change(&$0) }
         wakeup.signal()
+    }
+
+    /// Publishes the reactor's counters for stats round `round` (reactor thread).
+    func publish(_ stats: ReactorStats, round: UInt64) {
+        published.withLock { $0 = (stats, round) }
+    }
+
+    /// The counters last published, and the round they answer.
+    var latestStats: (stats: ReactorStats, round: UInt64) {
+        published.withLock { $0 }
     }
 
     /// Takes every queued command (reactor thread).

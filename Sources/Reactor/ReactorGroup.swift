@@ -36,6 +36,7 @@ public final class ReactorGroup: Sendable {
     private let wakeup: EventFD
     private let threads = Lock<[PosixThread]>([])
     private let failures = Lock<[String]>([])
+    private let statsRounds = Atomic<UInt64>(0)
 
     /// Readable when a reactor has finished or emptied during a drain.
     public var notifications: FileDescriptor { wakeup.fd }
@@ -43,14 +44,8 @@ public final class ReactorGroup: Sendable {
     public var openConnections: Int { shared.connections.load(ordering: .relaxed) }
     /// Connections accepted (or adopted) since start.
     public var connectionsOpened: UInt64 { shared.nextConnectionID.load(ordering: .relaxed) - 1 }
-    /// Requests answered across all reactors.
-    public var requestsServed: UInt64 {
-        controls.reduce(0) { $0 + $1.requestsServed.load(ordering: .relaxed) }
-    }
-    /// Per reactor: connections it has served and requests it has answered.
-    public var perReactor: [(connections: UInt64, requests: UInt64)] {
-        controls.map { ($0.connectionsOpened.load(ordering: .relaxed), $0.requestsServed.load(ordering: .relaxed)) }
-    }
+    /// Each reactor's counters as last published (see `requestStats`); final once it has finished.
+    public var latestStats: [ReactorStats] { controls.map(\.latestStats.stats) }
     /// Number of reactors.
     public var count: Int { controls.count }
     /// True once every reactor's loop has returned.
@@ -130,6 +125,20 @@ public final class ReactorGroup: Sendable {
     /// Closes everything and finishes at once.
     public func stop() {
         for control in controls { control.send { $0.stop = true } }
+    }
+
+    /// Asks every reactor to publish its counters; each wakes `notifications` when it has.
+    /// Returns the round's number, for `hasPublished`.
+    public func requestStats() -> UInt64 {
+        let round = statsRounds.wrappingAdd(1, ordering: .relaxed).newValue
+        for control in controls { control.send { $0.statsRound = round } }
+        return round
+    }
+
+    /// Whether every reactor has published its counters for `round` or later (a finished
+    /// reactor published its last ones, which stay current).
+    public func hasPublished(round: UInt64) -> Bool {
+        controls.allSatisfy { $0.latestStats.round >= round || $0.finished.load(ordering: .acquiring) }
     }
 
     /// Asks every reactor to prove its loop turns; see `heartbeats`.

@@ -3,8 +3,10 @@ import LinuxIO
 import LogEvents
 import Logging
 
-/// Writes records as readable lines to a descriptor (stderr):
-/// `2026-11-25T14:16:11.123Z warning request too long client_address=127.0.0.1:5555`.
+/// Writes records as logfmt lines to a descriptor (stderr):
+/// `time=2026-11-25T14:16:11.123Z level=notice msg="request too long" client_address=127.0.0.1:5555`.
+/// Values are quoted and escaped (`TextEscaping.logfmt`), so each record is exactly one
+/// line and no value can forge a field.
 public struct ConsoleBackend: LogBackend {
     private let fd: FileDescriptor
 
@@ -23,10 +25,10 @@ public struct ConsoleBackend: LogBackend {
     /// The line for `record`, newline included. The event name is left out: it is for
     /// the journal's MESSAGE_ID.
     public static func format(_ record: LogRecord) -> String {
-        var text = timestamp(seconds: record.seconds, nanoseconds: record.nanoseconds)
-            + " " + record.level.rawValue + " " + record.message
+        var text = "time=" + timestamp(seconds: record.seconds, nanoseconds: record.nanoseconds)
+            + " level=" + record.level.rawValue + " msg=" + TextEscaping.logfmt(record.message)
         for (key, value) in record.metadata where key != LifecycleEvent.metadataKey {
-            text += " \(key)=\(value)"
+            text += " \(key)=\(TextEscaping.logfmt(value))"
         }
         return text + "\n"
     }

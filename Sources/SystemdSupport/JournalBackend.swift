@@ -49,10 +49,17 @@ public enum JournalFields {
         "OBJECT_SYSTEMD_UNIT", "OBJECT_SYSTEMD_USER_UNIT", "COREDUMP_UNIT", "COREDUMP_USER_UNIT",
     ]
 
-    /// `NAME=value` strings for `record`.
+    /// `NAME=value` strings for `record`. `MESSAGE` is the message followed by the
+    /// metadata in logfmt, as the console line shows them, so `journalctl -u zend` (which
+    /// shows only `MESSAGE`) says which client, file or count a line is about; each value
+    /// is also a field of its own for `journalctl FIELD=value` and `-o json`.
     public static func make(_ record: LogRecord) -> [String] {
+        var message = record.message
+        for (key, value) in record.metadata where key != LifecycleEvent.metadataKey {
+            message += " \(key)=\(TextEscaping.logfmt(value))"
+        }
         var fields = [
-            "MESSAGE=\(record.message)",
+            "MESSAGE=\(message)",
             "PRIORITY=\(priority(record.level))",
             "SYSLOG_IDENTIFIER=\(identifier)",
             "CODE_FILE=\(record.file)",

@@ -19,6 +19,7 @@ public final class LogQueue: Sendable {
     private struct State {
         var records: [LogRecord] = []
         var dropped = 0
+        var droppedTotal: UInt64 = 0
         var finishing = false
     }
 
@@ -45,6 +46,7 @@ public final class LogQueue: Sendable {
         let wasEmpty: Bool? = state.withLock { state in
             guard !state.finishing, state.records.count < capacity else {
                 state.dropped += 1
+                state.droppedTotal += 1
                 return nil
             }
             state.records.append(record)
@@ -56,6 +58,9 @@ public final class LogQueue: Sendable {
 
     /// Records dropped so far because the queue was full (not yet reported).
     public var droppedCount: Int { state.withLock { $0.dropped } }
+
+    /// Records dropped since start.
+    public var droppedTotal: UInt64 { state.withLock { $0.droppedTotal } }
 
     /// Writes what is queued and stops the writer, waiting at most `timeout` (the
     /// backend may be blocked for good; exit must not hang on it).
@@ -86,7 +91,7 @@ public final class LogQueue: Sendable {
                 if dropped > 0 {
                     backend.write(LogRecord(
                         level: .warning,
-                        message: "log writer was blocked; \(dropped) log messages were dropped",
+                        message: "log writer was blocked; log messages were dropped",
                         metadata: [("dropped", "\(dropped)"), (LifecycleEvent.metadataKey, LifecycleEvent.logsDropped.rawValue)],
                         file: #fileID, function: #function, line: #line))
                 }

@@ -32,12 +32,15 @@ public struct ServeResult: Equatable, Sendable {
     public var produced: Int
     /// Requests answered (the too-long error is not counted).
     public var requests: Int
+    /// Of those, requests the protocol does not know (answered with its error).
+    public var unknown: Int
     public var stop: Stop
 
-    public init(consumed: Int, produced: Int, requests: Int, stop: Stop) {
+    public init(consumed: Int, produced: Int, requests: Int, unknown: Int = 0, stop: Stop) {
         self.consumed = consumed
         self.produced = produced
         self.requests = requests
+        self.unknown = unknown
         self.stop = stop
     }
 }

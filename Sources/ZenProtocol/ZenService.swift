@@ -28,6 +28,7 @@ public struct ZenService: RequestProtocol {
         var position = 0
         var produced = 0
         var requests = 0
+        var unknown = 0
         while true {
             while position < count, ByteSearch.isSkippableWhitespace(input[position]) {
                 position &+= 1
@@ -35,19 +36,25 @@ public struct ZenService: RequestProtocol {
             guard let (mark, hash) = ByteSearch.request(in: input, from: position) else {
                 // A partial request of `maxRequestBytes` bytes can only end longer than allowed.
                 if count &- position >= maxRequestBytes {
-                    return tooLong(at: position, of: count, produced: produced, requests: requests, output: output)
+                    return tooLong(at: position, of: count, produced: produced, requests: requests, unknown: unknown,
+                                   output: output)
                 }
-                return ServeResult(consumed: position, produced: produced, requests: requests, stop: .needInput)
+                return ServeResult(consumed: position, produced: produced, requests: requests, unknown: unknown,
+                                   stop: .needInput)
             }
             let end = mark &+ 1
             if end &- position > maxRequestBytes {
-                return tooLong(at: position, of: count, produced: produced, requests: requests, output: output)
+                return tooLong(at: position, of: count, produced: produced, requests: requests, unknown: unknown,
+                               output: output)
             }
             let question = UnsafeRawBufferPointer(start: input.baseAddress! + position, count: end &- position)
-            let answer = table.answer(for: question, hash: hash) ?? table.unknown
+            let found = table.answer(for: question, hash: hash)
+            let answer = found ?? table.unknown
             guard answer.count <= output.count &- produced else {
-                return ServeResult(consumed: position, produced: produced, requests: requests, stop: .outputFull)
+                return ServeResult(consumed: position, produced: produced, requests: requests, unknown: unknown,
+                                   stop: .outputFull)
             }
+            if found == nil { unknown &+= 1 }
             Self.copy(answer, to: output.baseAddress! + produced)
             produced &+= answer.count
             position = end
@@ -72,13 +79,15 @@ public struct ZenService: RequestProtocol {
 
     /// Writes the too-long error for the request starting at `position`, unless answers
     /// owed before it still fill the output: those go out first and the caller comes back.
-    private func tooLong(at position: Int, of count: Int, produced: Int, requests: Int,
+    private func tooLong(at position: Int, of count: Int, produced: Int, requests: Int, unknown: Int,
                          output: UnsafeMutableRawBufferPointer) -> ServeResult {
         let message = table.tooLong
         guard message.count <= output.count - produced else {
-            return ServeResult(consumed: position, produced: produced, requests: requests, stop: .outputFull)
+            return ServeResult(consumed: position, produced: produced, requests: requests, unknown: unknown,
+                               stop: .outputFull)
         }
         UnsafeMutableRawBufferPointer(rebasing: output[produced ..< produced + message.count]).copyMemory(from: message)
-        return ServeResult(consumed: count, produced: produced + message.count, requests: requests, stop: .requestTooLong)
+        return ServeResult(consumed: count, produced: produced + message.count, requests: requests, unknown: unknown,
+                           stop: .requestTooLong)
     }
 }

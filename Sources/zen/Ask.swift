@@ -45,7 +45,7 @@ struct Ask: ParsableCommand {
             do {
                 addresses = try SocketAddress.resolve(host: host, port: port)
             } catch {
-                throw fail("cannot resolve \(host): \(error.reason)", code: 68)
+                throw fail("cannot resolve \(host): \(error.reason)", code: ZenExit.noHost)
             }
         }
         for question in questions {
@@ -73,23 +73,22 @@ struct Ask: ParsableCommand {
                 try fd.shutdown(Int32(SHUT_WR))
                 let answer = try fd.readToEnd()
                 if answer.isEmpty {
-                    throw fail("\(address) closed the connection without answering \"\(question)\"", code: 76)
+                    throw fail("\(address) closed the connection without answering \"\(question)\"", code: ZenExit.protocolError)
                 }
                 return String(decoding: answer, as: UTF8.self)
             } catch let error as SystemError {
                 if error.errno == EAGAIN {
-                    throw fail("no answer from \(address) within \(timeout) s", code: 75)
+                    throw fail("no answer from \(address) within \(timeout) s", code: ZenExit.timedOut)
                 }
-                throw fail("\(address): \(error)", code: 74)
+                throw fail("\(address): \(error)", code: ZenExit.ioError)
             }
         }
         let target = unix.map { "unix:\($0)" } ?? "\(host):\(port)"
         let reason = lastError.map { $0.reason } ?? "no address"
-        throw fail("cannot connect to \(target): \(reason) (is zend running?)", code: 69)
+        throw fail("cannot connect to \(target): \(reason) (is zend running?)", code: ZenExit.unavailable)
     }
 
     private func fail(_ message: String, code: Int32) -> ExitCode {
-        FileDescriptor(rawValue: 2).writeAllIgnoringErrors("zen: \(message)\n")
-        return ExitCode(code)
+        ZenExit.fail(message, code: code)
     }
 }

@@ -68,8 +68,7 @@ struct BenchCommand: ParsableCommand {
             do {
                 address = try SocketAddress.resolve(host: host ?? "127.0.0.1", port: port ?? 1060)[0]
             } catch {
-                FileDescriptor(rawValue: 2).writeAllIgnoringErrors("zen bench: cannot resolve \(host ?? ""): \(error.reason)\n")
-                throw ExitCode(68)
+                throw ZenExit.fail("cannot resolve \(host ?? ""): \(error.reason)", code: ZenExit.noHost, command: "bench")
             }
         }
         let length: BenchConfiguration.Length = duration.map { .duration(.seconds($0)) } ?? .requests(requests ?? 100_000)
@@ -97,7 +96,7 @@ struct BenchCommand: ParsableCommand {
             let problem = report.firstProblem ?? "no request was answered"
             FileDescriptor(rawValue: 2).writeAllIgnoringErrors(
                 "zen bench: \(report.errors) errors, \(report.mismatches) mismatches; first: \(problem)\n")
-            throw ExitCode(1)
+            throw ExitCode(ZenExit.failed)
         }
     }
 }

@@ -8,6 +8,6 @@ struct ZenCommand: ParsableCommand {
         commandName: "zen",
         abstract: "Client for zend, the Zen-of-Python question/answer server.",
         version: "zen \(ZendVersion.string)",
-        subcommands: [Ask.self, BenchCommand.self]
+        subcommands: [Ask.self, BenchCommand.self, StatsCommand.self]
     )
 }

@@ -12,9 +12,15 @@ struct Daemon {
     let settings: DaemonSettings
     let logger: Logger
     let notifier: ServiceNotifier
+    let logQueue: LogQueue
+
+    /// The `FileDescriptorName=` of a passed socket that is the control socket, not a listener.
+    static let controlSocketName = "control"
 
     func run() -> Int32 {
-        logger.info("zend \(ZendVersion.string) starting", metadata: LifecycleEvent.started.metadata)
+        logger.info("starting", metadata: LifecycleEvent.started.metadata.merging([
+            "version": "\(ZendVersion.string)",
+        ]) { $1 })
 
         let endpoints: Endpoints
         do {
@@ -53,10 +59,27 @@ struct Daemon {
             logger.info("listening on \(listener)")
         }
         if !endpoints.connections.isEmpty {
-            logger.debug("serving \(endpoints.connections.count) connection(s) passed by systemd")
+            logger.debug("serving connections passed by systemd", metadata: ["connections": "\(endpoints.connections.count)"])
+        }
+        var control: ControlServer?
+        if !endpoints.controls.isEmpty {
+            do {
+                control = try ControlServer(listeners: endpoints.controls.map(\.fd), logger: logger)
+            } catch {
+                logger.critical("cannot serve the control socket", metadata: LifecycleEvent.startFailed.metadata.merging([
+                    "error": "\(error)",
+                ]) { $1 })
+                notifier.failed(status: "Cannot serve the control socket: \(error.reason)", errno: error.errno)
+                group.stop()
+                group.join()
+                return ExitCodes.software
+            }
+            for socket in endpoints.controls {
+                logger.info("control socket on \(socket)")
+            }
         }
         var supervisor = Supervisor(settings: settings, group: group, logger: logger, notifier: notifier,
-                                    listeners: endpoints.listeners,
+                                    listeners: endpoints.listeners, control: control, logQueue: logQueue,
                                     releaseListeners: closeListeners)
         let code = supervisor.run()
         group.join()
@@ -74,6 +97,8 @@ struct Daemon {
     struct Endpoints {
         var listeners: [Listener] = []
         var connections: [FileDescriptor] = []
+        /// Control sockets (`zen stats`): passed with the name `control`, or `--control PATH`.
+        var controls: [Listener] = []
         /// Unix socket files zend created itself (never systemd's), removed at exit if the
         /// path still holds that very socket (same device and inode): a file put there since,
         /// or the socket of a newer zend that took the path over, stays.
@@ -93,7 +118,7 @@ struct Daemon {
                     logger?.warning("socket file \(file.path) \(outcome)")
                 }
             }
-            for listener in listeners { listener.fd.close() }
+            for listener in listeners + controls { listener.fd.close() }
         }
     }
 
@@ -109,35 +134,54 @@ struct Daemon {
             switch socket.kind {
             case .listening:
                 let address = socket.address.map { "\($0)" } ?? "fd \(socket.fd.rawValue)"
-                endpoints.listeners.append(Listener(fd: socket.fd, address: address, passedName: socket.name))
+                let listener = Listener(fd: socket.fd, address: address, passedName: socket.name)
+                if socket.name == Self.controlSocketName {
+                    endpoints.controls.append(listener)
+                } else {
+                    endpoints.listeners.append(listener)
+                }
             case .connection:
                 endpoints.connections.append(socket.fd)
             }
         }
+        // Passed sockets and --listen addresses are all served; the default address only
+        // when neither gives zend anything to serve.
         var addresses = settings.addresses
-        if addresses.isEmpty && passed.isEmpty {
+        if addresses.isEmpty && endpoints.listeners.isEmpty && endpoints.connections.isEmpty {
             addresses = [DaemonSettings.defaultAddress]
         }
-        for address in addresses {
-            do {
-                let opened = try Socket.openListener(on: address)
-                let fd = opened.fd
-                // Port 0 asks the kernel for a free port: report the one it chose.
-                let bound = (try? fd.localAddress()).flatMap { $0 } ?? address
-                endpoints.listeners.append(Listener(fd: fd, address: bound.description, passedName: nil))
-                if let file = opened.file {
-                    endpoints.ownedFiles.append(file)
-                    if case .unix(_, let mode) = address {
-                        let shown = SocketAddress.modeText(mode ?? Socket.defaultUnixSocketMode)
-                        logger.debug("created socket file \(file), mode \(shown)")
-                    }
-                }
-            } catch {
-                endpoints.closeListeners(logger: logger)
-                throw StartError(message: "cannot listen on \(address): \(error)", errno: error.errno,
-                                 code: ExitCodes.unavailable)
+        do {
+            for address in addresses {
+                endpoints.listeners.append(try open(address, into: &endpoints))
             }
+            if let path = settings.controlPath {
+                endpoints.controls.append(try open(.unix(path: path, mode: 0o600), into: &endpoints))
+            }
+        } catch {
+            endpoints.closeListeners(logger: logger)
+            throw error
         }
         return endpoints
+    }
+
+    /// Opens a listening socket zend owns (a unix socket's file is removed at exit).
+    private func open(_ address: SocketAddress, into endpoints: inout Endpoints) throws(StartError) -> Listener {
+        let opened: ListeningSocket
+        do {
+            opened = try Socket.openListener(on: address)
+        } catch {
+            throw StartError(message: "cannot listen on \(address): \(error)", errno: error.errno,
+                             code: ExitCodes.unavailable)
+        }
+        // Port 0 asks the kernel for a free port: report the one it chose.
+        let bound = (try? opened.fd.localAddress()).flatMap { $0 } ?? address
+        if let file = opened.file {
+            endpoints.ownedFiles.append(file)
+            if case .unix(_, let mode) = address {
+                let shown = SocketAddress.modeText(mode ?? Socket.defaultUnixSocketMode)
+                logger.debug("created socket file \(file), mode \(shown)")
+            }
+        }
+        return Listener(fd: opened.fd, address: bound.description, passedName: nil)
     }
 }

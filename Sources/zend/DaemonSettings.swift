@@ -1,5 +1,6 @@
 import Glibc
 import LinuxIO
+import Logging
 import Reactor
 import ZenProtocol
 
@@ -23,6 +24,8 @@ struct DaemonSettings {
     var threads: Int
     var reactor: ReactorConfiguration
     var exitWhenIdle: Duration?
+    /// Where to create the control socket (`--control`); nil for none of zend's own.
+    var controlPath: String?
 
     /// A configuration problem, said so an admin can fix it, with the errno behind it.
     struct Problem: Error, CustomStringConvertible {
@@ -69,6 +72,7 @@ struct DaemonSettings {
         reactor.maxConnections = command.maxConnections
             ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles, threads: threads)
         exitWhenIdle = command.exitWhenIdle.map { .seconds($0) }
+        controlPath = command.control
         reactor.reportIdle = exitWhenIdle != nil
         self.reactor = reactor
     }
@@ -96,7 +100,8 @@ struct DaemonSettings {
         do {
             return try AphorismFile.parse(contents, name: path)
         } catch {
-            throw Problem(description: "bad aphorism file: \(error)")
+            // The parser's error names the file and line: FILE:LINE: reason.
+            throw Problem(description: "\(error)")
         }
     }
 
@@ -105,6 +110,15 @@ struct DaemonSettings {
     func unreachableQuestions(_ table: AphorismTable) -> [String] {
         table.entries.map(\.question).filter { $0.utf8.count > maxRequestBytes }
             .map { AphorismFile.abbreviated($0) }
+    }
+
+    /// Logs a warning for each question of `table` no client can ask.
+    func warnAboutUnreachableQuestions(_ table: AphorismTable, logger: Logger) {
+        for question in unreachableQuestions(table) {
+            logger.warning("a question is longer than --max-request-bytes; no client can ask it", metadata: [
+                "question": "\(question)", "max_request_bytes": "\(maxRequestBytes)",
+            ])
+        }
     }
 
     /// The service answering requests with `table`.
@@ -119,6 +133,6 @@ struct DaemonSettings {
             ? "sockets passed by systemd, else \(Self.defaultAddress)"
             : addresses.map(\.description).joined(separator: ", ")
         return "\(table.count) aphorisms from \(source); listen \(listen); \(threads) reactor thread(s); "
-            + "max \(reactor.maxConnections) connections"
+            + "max \(reactor.maxConnections) connections" + (controlPath.map { "; control socket \($0)" } ?? "")
     }
 }

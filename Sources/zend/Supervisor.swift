@@ -16,26 +16,41 @@ struct Supervisor {
     let logger: Logger
     let notifier: ServiceNotifier
     let listeners: [Listener]
+    /// The control socket's server (`zen stats`), if zend has a control socket.
+    let control: ControlServer?
+    /// The log queue, for the count of entries it dropped.
+    let logQueue: LogQueue
     /// Called once every reactor has let go of the listeners during a drain.
     let releaseListeners: () -> Void
 
+    private let startedAt = MonotonicInstant.now()
     private var draining = false
     private var lastStatus = ""
+    private var reloads: UInt64 = 0
+    private var tableSize: Int
+    private var reloadFailures: UInt64 = 0
+    private var lastReloadFailure = ""
+    /// Connections opened when the status line last asked the reactors for figures.
+    private var statusConnectionsSeen: UInt64 = 0
     private var lastHeartbeats: [UInt64?] = []
     private var reportedStall = false
     private var idleSince: (opened: UInt64, at: MonotonicInstant)?
 
     private enum Token: UInt64 {
-        case signals, reactors, status, watchdog, idle
+        case signals, reactors, status, watchdog, idle, control
     }
 
     init(settings: DaemonSettings, group: ReactorGroup, logger: Logger, notifier: ServiceNotifier,
-         listeners: [Listener], releaseListeners: @escaping () -> Void) {
+         listeners: [Listener], control: ControlServer?, logQueue: LogQueue,
+         releaseListeners: @escaping () -> Void) {
         self.settings = settings
+        tableSize = settings.table.count
         self.group = group
         self.logger = logger
         self.notifier = notifier
         self.listeners = listeners
+        self.control = control
+        self.logQueue = logQueue
         self.releaseListeners = releaseListeners
     }
 
@@ -60,6 +75,10 @@ struct Supervisor {
         try epoll.add(statusTimer.fd, events: .input, data: Token.status.rawValue)
         try epoll.add(watchdogTimer.fd, events: .input, data: Token.watchdog.rawValue)
         try epoll.add(idleTimer.fd, events: .input, data: Token.idle.rawValue)
+        if let control {
+            try epoll.add(control.fd, events: .input, data: Token.control.rawValue)
+        }
+        defer { control?.close() }
 
         // Every listener is open and every reactor watches it: ready.
         lastStatus = statusLine()
@@ -90,6 +109,9 @@ struct Supervisor {
                 case .reactors:
                     group.acknowledgeNotification()
                     try noteIdleness(idleTimer)
+                    control?.progress(group: group, facts: facts)
+                case .control:
+                    control?.handleEvents(group: group, facts: facts)
                 case .status:
                     statusTimer.acknowledge()
                     let line = statusLine()
@@ -97,6 +119,7 @@ struct Supervisor {
                         notifier.status(line)
                         lastStatus = line
                     }
+                    refreshStatusFigures()
                     try statusTimer.arm(at: .now().advanced(by: .seconds(1)))
                 case .watchdog:
                     watchdogTimer.acknowledge()
@@ -116,10 +139,11 @@ struct Supervisor {
                 let errors = group.errors
                 for error in errors { logger.critical("reactor failed: \(error)") }
                 guard errors.isEmpty else { return ExitCodes.software }
-                let perReactor = group.perReactor
+                // Each reactor published its final figures as its loop ended.
+                let perReactor = group.latestStats
                 logger.info("stopped", metadata: [
-                    "requests": "\(group.requestsServed)",
-                    "accepted_per_reactor": "\(perReactor.map { String($0.connections) }.joined(separator: ","))",
+                    "requests": "\(perReactor.reduce(0) { $0 + $1.requests })",
+                    "accepted_per_reactor": "\(perReactor.map { String($0.connectionsServed) }.joined(separator: ","))",
                     "requests_per_reactor": "\(perReactor.map { String($0.requests) }.joined(separator: ","))",
                 ])
                 return 0
@@ -175,19 +199,24 @@ struct Supervisor {
             return
         }
         notifier.reloading()
-        logger.info("reloading \(path)", metadata: LifecycleEvent.reloading.metadata)
+        logger.info("reloading the aphorism file", metadata: LifecycleEvent.reloading.metadata.merging([
+            "file": "\(path)",
+        ]) { $1 })
         do {
             let fresh = try DaemonSettings.loadTable(path, maxBytes: settings.maxAphorismFileBytes)
-            for question in settings.unreachableQuestions(fresh) {
-                logger.warning("the question \"\(question)\" is longer than --max-request-bytes; no client can ask it")
-            }
+            settings.warnAboutUnreachableQuestions(fresh, logger: logger)
             group.replaceService(settings.service(fresh))
-            logger.info("reloaded \(fresh.count) aphorisms from \(path)", metadata: ["aphorisms": "\(fresh.count)"])
+            tableSize = fresh.count
+            reloads += 1
+            logger.info("reloaded the aphorism file", metadata: ["file": "\(path)", "aphorisms": "\(fresh.count)"])
             lastStatus = statusLine()
             notifier.ready(status: lastStatus)
         } catch {
-            logger.error("reload failed; keeping the previous table: \(error)",
-                         metadata: LifecycleEvent.reloadFailed.metadata)
+            reloadFailures += 1
+            lastReloadFailure = error.description
+            logger.error("reload failed; keeping the previous table", metadata: LifecycleEvent.reloadFailed.metadata.merging([
+                "error": "\(error)",
+            ]) { $1 })
             lastStatus = "Reload failed, serving the previous table: \(error)"
             notifier.ready(status: lastStatus)
         }
@@ -195,12 +224,34 @@ struct Supervisor {
 
     // MARK: systemd duties
 
-    /// `STATUS=`: what a person checking `systemctl status zend` wants to know.
+    /// `STATUS=`: what a person checking `systemctl status zend` wants to know. The request
+    /// count is the reactors' last published figure (asked for each second while clients come).
     private func statusLine() -> String {
         let listening = listeners.isEmpty ? "one passed connection"
             : listeners.map(\.address).joined(separator: ", ")
         let state = draining ? "Draining" : "Serving"
-        return "\(state) on \(listening): \(group.openConnections) connection(s), \(group.requestsServed) request(s) answered"
+        let requests = group.latestStats.reduce(0) { $0 + $1.requests }
+        return "\(state) on \(listening): \(group.openConnections) connection(s), \(requests) request(s) answered"
+    }
+
+    /// Asks the reactors for fresh figures for the next status line, unless nothing can have
+    /// changed (no connection open or opened since): an idle zend's reactors stay asleep.
+    private mutating func refreshStatusFigures() {
+        let opened = group.connectionsOpened
+        guard group.openConnections > 0 || opened != statusConnectionsSeen else { return }
+        statusConnectionsSeen = opened
+        _ = group.requestStats()
+    }
+
+    /// What `zen stats` reports besides the reactors' counters.
+    private func facts() -> ServerFacts {
+        let listening = listeners.isEmpty ? ["one passed connection"] : listeners.map(\.description)
+        return ServerFacts(
+            version: ZendVersion.string, pid: getpid(),
+            uptimeSeconds: MonotonicInstant.now().duration(since: startedAt).components.seconds,
+            threads: group.count, listeners: listening, aphorismFile: settings.aphorismPath, aphorisms: tableSize,
+            reloads: reloads, reloadFailures: reloadFailures, lastReloadFailure: lastReloadFailure,
+            logEntriesDropped: logQueue.droppedTotal)
     }
 
     /// Pings systemd only if every reactor answered the previous ping: a reactor stuck in

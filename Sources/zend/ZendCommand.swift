@@ -76,6 +76,11 @@ struct ZendCommand: ParsableCommand {
         "Exit after this long with no connection (socket activation starts zend again).", valueName: "SECONDS"))
     var exitWhenIdle: Double?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Answer `zen stats` on a unix socket at PATH (mode 0600; under systemd, a socket named 'control').",
+        valueName: "PATH"))
+    var control: String?
+
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelOption = ZendOptions().logLevel
 
@@ -91,8 +96,8 @@ struct ZendCommand: ParsableCommand {
                     maxAphorismFileBytes: maxAphorismFileBytes, threads: threads,
                     maxRequestBytes: maxRequestBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
                     maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient,
-                    maxBufferMemory: maxBufferMemory, sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout, exitWhenIdle: exitWhenIdle,
-                    logLevel: logLevel, logTarget: logTarget, check: check)
+                    maxBufferMemory: maxBufferMemory, sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout,
+                    exitWhenIdle: exitWhenIdle, control: control, logLevel: logLevel, logTarget: logTarget, check: check)
     }
 
     func validate() throws {
@@ -122,6 +127,7 @@ struct ZendOptions {
     var sendQueueBytes: Int = 65536
     var drainTimeout: Double = 5
     var exitWhenIdle: Double?
+    var control: String?
     var logLevel: LogLevelOption = .info
     var logTarget: LogTargetOption = .auto
     var check = false
@@ -159,6 +165,9 @@ struct ZendOptions {
         if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle <= year) {
             return "--exit-when-idle must be more than 0 and at most 31536000 seconds."
         }
+        if let control, control.isEmpty || control.utf8.count > 107 {
+            return "--control must be a path of 1 to 107 bytes."
+        }
         return nil
     }
 
@@ -176,22 +185,27 @@ struct ZendOptions {
         do {
             settings = try DaemonSettings(self)
         } catch {
-            logger.critical("configuration error: \(error)", metadata: LifecycleEvent.startFailed.metadata)
-            notifier.failed(status: "Configuration error: \(error)", errno: error.errno)
+            if check {
+                // As nginx -t: the failure on stderr, the way success is printed.
+                FileDescriptor.standardError.writeAllIgnoringErrors("zend: \(error)\n")
+            } else {
+                logger.critical("configuration error", metadata: LifecycleEvent.startFailed.metadata.merging([
+                    "error": "\(error)",
+                ]) { $1 })
+                notifier.failed(status: "Configuration error: \(error)", errno: error.errno)
+            }
             return ExitCodes.config
         }
-        for question in settings.unreachableQuestions(settings.table) {
-            logger.warning("the question \"\(question)\" is longer than --max-request-bytes \(settings.maxRequestBytes); no client can ask it")
-        }
+        settings.warnAboutUnreachableQuestions(settings.table, logger: logger)
         if check {
             print("zend: configuration OK: \(settings.summary)")
             return 0
         }
-        return Daemon(settings: settings, logger: logger, notifier: notifier).run()
+        return Daemon(settings: settings, logger: logger, notifier: notifier, logQueue: logging.queue).run()
     }
 }
 
-/// sysexits(3) codes zend exits with.
+/// sysexits(3) codes zend exits with (64, bad usage, is the argument parser's).
 enum ExitCodes {
     /// Bad configuration: options, aphorism file, addresses.
     static let config: Int32 = 78

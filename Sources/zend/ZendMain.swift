@@ -84,6 +84,7 @@ enum ZendMain {
             case "--send-queue-bytes": accepted = set(\.sendQueueBytes)
             case "--drain-timeout": accepted = set(\.drainTimeout)
             case "--exit-when-idle": accepted = set(\.exitWhenIdle)
+            case "--control": accepted = set(\.control)
             case "--log-level": accepted = set(\.logLevel)
             case "--log-target": accepted = set(\.logTarget)
             default: accepted = false

@@ -182,7 +182,8 @@ struct ZendAphorismFileCheckTests {
         Paths.write("Short? Yes.\n" + String(repeating: "Q", count: 100_000) + "? Never asked.\n", to: file)
         let result = try zend(["--check", "--aphorisms", file])
         #expect(result.code == 0)
-        #expect(result.output.contains("the question \"\(String(repeating: "Q", count: 60))… (100001 bytes)\" is longer than"),
+        #expect(result.output.contains("msg=\"a question is longer than --max-request-bytes; no client can ask it\" "
+                                       + "max_request_bytes=4096 question=\"\(String(repeating: "Q", count: 60))… (100001 bytes)\""),
                 "\(result.output.prefix(500))")
         #expect(result.output.utf8.count < 2000)
     }

@@ -77,7 +77,10 @@ check "starting the service pulled in zend.socket" test "$(sx systemctl is-activ
 check "zen ask over 127.0.0.1:1060 answers 'Ugly.'" test "$(ask 'Beautiful is better than?')" = "Ugly."
 check "zen ask over [::1]:1060 answers 'Complex.'" test "$(ask --host ::1 'Simple is better than?')" = "Complex."
 status=$(sx systemctl show -P StatusText zend.service)
-check "systemctl status shows zend's STATUS= line ($status)" grep -q "^Serving on \[::\]:1060: " <<< "$status"
+check "systemctl status shows zend's STATUS= line ($status)" \
+  grep -q "^Serving on 127.0.0.1:1060, \[::1\]:1060: " <<< "$status"
+listening=$(sx ss -Hltn 'sport = :1060' | awk '{print $4}' | sort | tr '\n' ' ')
+check "zend.socket listens on loopback only ($listening)" test "$listening" = "127.0.0.1:1060 [::1]:1060 "
 
 # --- 2. journalctl -u zend -o json: structured fields and MESSAGE_IDs
 sx python3 -c '
@@ -88,7 +91,7 @@ print(s.recv(100))' > /dev/null
 check "journal: 'started' entry with MESSAGE_ID, PRIORITY, CODE_* and _SYSTEMD_UNIT=zend.service" journal_has \
   'e.get("MESSAGE_ID") == "c43a29d444624522ab7b58c6adc9871b" and e.get("PRIORITY") == "6" and e.get("CODE_FILE", "").endswith("Daemon.swift") and e.get("CODE_LINE") and e.get("CODE_FUNC") and e.get("_SYSTEMD_UNIT") == "zend.service" and e.get("_TRANSPORT") == "journal"'
 check "journal: 'ready' entry with MESSAGE_ID and LISTENERS/APHORISMS/THREADS fields" journal_has \
-  'e.get("MESSAGE_ID") == "92f4efcf23954625bdfcc7898dd33726" and e.get("LISTENERS") == "1" and e.get("APHORISMS") == "3" and "THREADS" in e'
+  'e.get("MESSAGE_ID") == "92f4efcf23954625bdfcc7898dd33726" and e.get("LISTENERS") == "2" and e.get("APHORISMS") == "3" and "THREADS" in e'
 check "journal: a too-long request is a client-error entry with CLIENT_ADDRESS and CONNECTION_ID" journal_has \
   'e.get("MESSAGE_ID") == "f54d6bcc279145fcbf04073d0de2cc55" and e.get("CLIENT_ADDRESS", "").startswith("127.0.0.1:") and "CONNECTION_ID" in e and e.get("PRIORITY") == "5"'
 check "journal: zend never sets UNIT=" journal_all '"UNIT" not in e'
@@ -101,13 +104,52 @@ check "reload with a good file: the new table answers" eventually 5 test "$(ask 
 check "reload kept the same process (MainPID $pid_before)" test "$(main_pid)" = "$pid_before"
 check "journal: 'reloading' entry with its MESSAGE_ID" journal_has 'e.get("MESSAGE_ID") == "c944d438fad7459faa4f8f26b27a2751"'
 printf 'this line has no question mark\n' | sx sh -c 'cat >> /etc/zend/aphorisms.conf'
-sx systemctl reload zend.service
-check "reload with a bad file: 'reload failed' names /etc/zend/aphorisms.conf:3" eventually 5 journal_has \
-  'e.get("MESSAGE_ID") == "674e9d83ab6543a59be15d74d352772f" and "/etc/zend/aphorisms.conf:3:" in e.get("MESSAGE", "")'
-check "after a bad reload zend is active and serves the previous table" \
-  test "$(sx systemctl is-active zend.service) $(ask 'Is reload working?')" = "active Yes."
+reload_output=$(sx systemctl reload zend.service 2>&1); reload_code=$?
+check "reload with a bad file: systemctl reload fails (exit $reload_code)" test "$reload_code" -ne 0
+check "... the check's reason, /etc/zend/aphorisms.conf:3, is in the journal" eventually 5 journal_has \
+  '"zend: /etc/zend/aphorisms.conf:3: " in e.get("MESSAGE", "")'
+check "after a failed reload zend is active, the same process, and serves the previous table" \
+  test "$(sx systemctl is-active zend.service) $(main_pid) $(ask 'Is reload working?')" = "active $pid_before Yes."
+# A SIGHUP that bypasses the check (an admin's kill -HUP) still keeps the old table.
+sx systemctl kill -s HUP zend.service
+check "SIGHUP with a bad file: 'reload failed' entry whose ERROR names /etc/zend/aphorisms.conf:3" eventually 5 journal_has \
+  'e.get("MESSAGE_ID") == "674e9d83ab6543a59be15d74d352772f" and "/etc/zend/aphorisms.conf:3:" in e.get("ERROR", "")'
+stats=$(sx zen stats)
+check "zen stats counts 1 reload and 1 failure, naming the failure" \
+  grep -qzE 'reloads: 1.reload_failures: 1.last_reload_failure: "/etc/zend/aphorisms.conf:3: ' <<< "$stats"
 sx install -m 644 /opt/project/packaging/aphorisms.conf /etc/zend/aphorisms.conf
 sx systemctl reload zend.service
+
+# --- 3b. zen stats through the control socket (zend-control.socket, root only)
+sx systemctl restart zend.service
+sx python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 1060))
+s.sendall(b"Beautiful is better than?" * 900 + b"Who knows?" * 100)
+s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+assert data == b"Ugly." * 900 + b"Error: unknown aphorism." * 100, len(data)'
+stats=$(sx zen stats)
+field() { sed -n "s/^$1: //p" <<< "$stats"; }
+check "zen stats after 1,000 known requests on one connection: requests_answered=$(field requests_answered) unknown_questions=$(field unknown_questions) connections_accepted=$(field connections_accepted) closed_client=$(field closed_client)" \
+  test "$(field requests_answered) $(field unknown_questions) $(field connections_accepted) $(field closed_client)" = "1000 100 1 1"
+check "zen stats: bytes_received=$(field bytes_received), bytes_sent=$(field bytes_sent) are those bytes" \
+  test "$(field bytes_received) $(field bytes_sent)" = "$((25 * 900 + 10 * 100)) $((5 * 900 + 24 * 100))"
+json=$(sx zen stats --json)
+check "zen stats --json is one JSON object with the same count" \
+  python3 -c 'import json, sys; o = json.loads(sys.argv[1]); sys.exit(0 if o["requests_answered"] == 1000 and len(o["reactors"]) >= 1 else 1)' "$json"
+check "the control socket is root's, mode 0600: $(sx stat -c '%U %a' /run/zend/control.sock)" \
+  test "$(sx stat -c '%U %a' /run/zend/control.sock)" = "root 600"
+refused=$(sx setpriv --reuid=65534 --regid=65534 --clear-groups zen stats 2>&1); refused_code=$?
+check "zen stats as a non-root user is refused (exit $refused_code: $refused)" \
+  test "$refused_code" = 77 -a -n "$(grep -i 'permission denied' <<< "$refused")"
+watch=$(sx zen stats --watch 0.2 --count 2)
+check "zen stats --watch 0.2 --count 2 prints a header and two lines" test "$(wc -l <<< "$watch")" = 3
 
 # --- 4. socket activation: the first connect on an inactive zend starts it
 sx systemctl stop zend.service
@@ -190,6 +232,18 @@ exposure=$(sed -n 's/.*Overall exposure level for zend.service: \([0-9.]*\).*/\1
 echo "# systemd-analyze security zend.service: exposure ${exposure:-unknown}"
 check "systemd-analyze security zend.service: exposure ${exposure:-?} <= 2.0" \
   python3 -c "import sys; sys.exit(0 if 0 <= float('${exposure:-99}') <= 2.0 else 1)"
+
+# --- 8b. the documented drop-in opens the socket to the network
+sx mkdir -p /etc/systemd/system/zend.socket.d
+printf '[Socket]\nListenStream=\nListenStream=1060\nBindIPv6Only=both\n' | sx sh -c 'cat > /etc/systemd/system/zend.socket.d/network.conf'
+sx systemctl daemon-reload
+sx systemctl restart zend.socket
+listening=$(sx ss -Hltn 'sport = :1060' | awk '{print $4}' | tr '\n' ' ')
+check "with the drop-in, zend.socket listens on every address ($listening) and answers" \
+  test "$listening $(ask 'Simple is better than?')" = "*:1060  Complex."
+sx rm -r /etc/systemd/system/zend.socket.d
+sx systemctl daemon-reload
+sx systemctl restart zend.socket
 
 # --- 9. stopping the socket stops the service
 sx systemctl stop zend.socket

@@ -40,7 +40,7 @@ struct JournalFieldsTests {
     func standardFields() {
         let fields = JournalFields.make(record("request too long", level: .warning, [("client_address", "127.0.0.1:5")]))
         #expect(fields == [
-            "MESSAGE=request too long", "PRIORITY=4", "SYSLOG_IDENTIFIER=zend",
+            "MESSAGE=request too long client_address=127.0.0.1:5", "PRIORITY=4", "SYSLOG_IDENTIFIER=zend",
             "CODE_FILE=zend/Daemon.swift", "CODE_LINE=42", "CODE_FUNC=run()",
             "CLIENT_ADDRESS=127.0.0.1:5",
         ])
@@ -76,11 +76,32 @@ struct JournalFieldsTests {
 
 @Suite("console format")
 struct ConsoleFormatTests {
-    @Test("a line holds time, level, message and sorted metadata, but not the event name")
+    @Test("a line is logfmt: time, level, msg and the sorted metadata, but not the event name")
     func line() {
         var entry = record("request too long", level: .warning, [("client_address", "127.0.0.1:5"), ("event", "client-error")])
         entry.seconds = 0
         entry.nanoseconds = 5_000_000
-        #expect(ConsoleBackend.format(entry) == "1970-01-01T00:00:00.005Z warning request too long client_address=127.0.0.1:5\n")
+        #expect(ConsoleBackend.format(entry)
+            == "time=1970-01-01T00:00:00.005Z level=warning msg=\"request too long\" client_address=127.0.0.1:5\n")
+    }
+
+    @Test("values with spaces, quotes, '=', backslashes or control characters are quoted and escaped")
+    func hostileValues() {
+        var entry = record("line one\nlevel=critical msg=forged", [
+            ("file", "/tmp/a b\"c\\d"), ("empty", ""), ("question", "x=y\r\n\u{1b}[31m\u{85}\u{2028}"), ("plain", "ok"),
+        ])
+        entry.seconds = 0
+        entry.nanoseconds = 0
+        let line = ConsoleBackend.format(entry)
+        #expect(line == "time=1970-01-01T00:00:00.000Z level=info msg=\"line one\\nlevel=critical msg=forged\" "
+            + "file=\"/tmp/a b\\\"c\\\\d\" empty=\"\" question=\"x=y\\r\\n\\u001b[31m\\u0085\\u2028\" plain=ok\n")
+        #expect(line.filter { $0 == "\n" }.count == 1)
+    }
+
+    @Test("a journal MESSAGE carries the metadata the same way, after the message")
+    func journalMessage() {
+        let fields = JournalFields.make(record("reload failed", [("error", "a\nb"), ("event", "reload-failed")]))
+        #expect(fields.first == "MESSAGE=reload failed error=\"a\\nb\"")
+        #expect(fields.contains("ERROR=a\nb"))
     }
 }

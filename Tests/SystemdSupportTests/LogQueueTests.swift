@@ -14,7 +14,7 @@ private final class GatedBackend: LogBackend, Sendable {
     func write(_ record: LogRecord) {
         entered.store(true, ordering: .releasing)
         while !open.load(ordering: .acquiring) { usleep(1_000) }
-        written.withLock { $0.append(record.message) }
+        written.withLock { $0.append(record.message + (record["dropped"].map { " dropped=\($0)" } ?? "")) }
     }
 }
 
@@ -39,7 +39,8 @@ struct LogQueueTests {
         let written = backend.written.withLock { $0 }
         #expect(written.count == 12)
         #expect(written.first == "entry 0")
-        #expect(written.last == "log writer was blocked; 89 log messages were dropped")
+        #expect(written.last == "log writer was blocked; log messages were dropped dropped=89")
+        #expect(queue.droppedTotal == 89, "the total for zen stats is kept after the report")
     }
 
     @Test("records keep their order and metadata")

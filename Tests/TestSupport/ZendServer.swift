@@ -20,10 +20,10 @@ public final class ZendServer: @unchecked Sendable {
         process = try ChildProcess(command[0], Array(command.dropFirst()),
                                    environment: environment, stdout: logPath, stderr: logPath, passing: passing)
         if expectListening {
-            try waitForLog(" ready")
+            try waitForLog("msg=ready")
             addresses = log.split(separator: "\n").compactMap { line in
                 guard let range = line.firstRange(of: "listening on ") else { return nil }
-                return String(line[range.upperBound...].prefix { $0 != " " })
+                return String(line[range.upperBound...].prefix { $0 != " " && $0 != "\"" })
             }
         }
     }

@@ -45,7 +45,7 @@ struct ZenServiceTests {
     func unknown() {
         let (result, output) = serve("Is this a question?")
         #expect(output == "Error: unknown aphorism.")
-        #expect(result == ServeResult(consumed: 19, produced: 24, requests: 1, stop: .needInput))
+        #expect(result == ServeResult(consumed: 19, produced: 24, requests: 1, unknown: 1, stop: .needInput))
     }
 
     @Test("the lookup key is exactly the bytes up to and including '?'")
@@ -154,6 +154,9 @@ struct ZenServiceTests {
         let (first, output) = serve(input, outputCapacity: 10)
         #expect(output == "Ugly.")
         #expect(first == ServeResult(consumed: 25, produced: 5, requests: 1, stop: .outputFull))
+        // An unknown question that does not fit is not counted until it is answered.
+        let (unanswered, _) = serve("What?", outputCapacity: 10)
+        #expect(unanswered == ServeResult(consumed: 0, produced: 0, requests: 0, unknown: 0, stop: .outputFull))
         let (second, rest) = serve(String(input.dropFirst(first.consumed)), outputCapacity: 10)
         #expect(rest == "Implicit.")
         #expect(second.stop == .needInput)
@@ -167,6 +170,7 @@ struct ZenServiceTests {
         let expected = (0 ..< 10_000).map { answers[$0 % 4] }.joined()
         let (result, output) = serve(input, outputCapacity: 1 << 20)
         #expect(result.requests == 10_000)
+        #expect(result.unknown == 2_500, "one in four is unknown")
         #expect(output == expected)
     }
 }

@@ -9,7 +9,7 @@ extension EndToEnd {
         private func perReactor(_ zend: ZendServer, _ key: String) throws -> [Int] {
             zend.process.signal(SIGTERM)
             #expect(zend.process.wait(timeout: .seconds(10)) == 0)
-            guard let line = zend.log.split(separator: "\n").last(where: { $0.contains(" stopped") }),
+            guard let line = zend.log.split(separator: "\n").last(where: { $0.contains(" msg=stopped ") }),
                   let field = line.split(separator: " ").first(where: { $0.hasPrefix("\(key)=") }) else {
                 throw Failure("no '\(key)=' in zend's stopped line:\n\(zend.log)")
             }

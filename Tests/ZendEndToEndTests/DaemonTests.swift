@@ -138,7 +138,7 @@ extension EndToEnd {
             client.send("Is it")  // a partial request spans the reload
             Paths.write("Is it on? Still yes.\nNew? Here.\n", to: file)
             zend.process.signal(SIGHUP)
-            try zend.waitForLog("reloaded 2 aphorisms")
+            try zend.waitForLog("msg=\"reloaded the aphorism file\" aphorisms=2 file=\(file)")
             client.send(" on?")
             #expect(client.receiveText(count: 10) == "Still yes.")
             Paths.write("Is it on? Broken\nbad line\n", to: file)

@@ -83,7 +83,7 @@ extension EndToEnd {
                 entries.first { $0.contains { $0.name == "MESSAGE" && $0.value.hasPrefix(message) } }
                     .map { Dictionary($0.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }) }
             }
-            let started = try #require(entry("zend 0.1.0 starting"))
+            let started = try #require(entry("starting version=0.1.0"))
             #expect(started["MESSAGE_ID"] == "c43a29d444624522ab7b58c6adc9871b")
             #expect(started["PRIORITY"] == "6")
             #expect(started["SYSLOG_IDENTIFIER"] == "zend")

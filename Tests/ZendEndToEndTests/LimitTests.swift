@@ -187,9 +187,9 @@ extension EndToEnd {
                                          stdout: log, stderr: log)
             defer { child.stop() }
             let deadline = ContinuousClock.now + .seconds(10)
-            while !Paths.read(log).contains(" ready"), ContinuousClock.now < deadline { usleep(10_000) }
+            while !Paths.read(log).contains("msg=ready"), ContinuousClock.now < deadline { usleep(10_000) }
             let line = Paths.read(log).split(separator: "\n").first { $0.contains("listening on") } ?? ""
-            let port = UInt16(line.split(separator: ":").last ?? "") ?? 0
+            let port = UInt16(line.split(separator: ":").last?.prefix { $0.isNumber } ?? "") ?? 0
             #expect(port != 0, "\(Paths.read(log))")
             var clients: [TestClient] = []
             var served = 0

@@ -153,7 +153,7 @@ extension EndToEnd {
             let other = try zend.connect()
             #expect(other.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
             other.close()
-            try zend.waitForLog("send failed")
+            try zend.waitForLog("reason=\"connection reset\"")
             // Every reset connection was closed: zend holds no more descriptors than before.
             let deadline = ContinuousClock.now + .seconds(5)
             while zend.openDescriptors > baseline, ContinuousClock.now < deadline { usleep(10_000) }

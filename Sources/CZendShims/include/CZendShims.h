@@ -32,6 +32,10 @@ static inline long zend_send(int fd, const void *buffer, size_t count, int flags
 // accept4(2); needs _GNU_SOURCE, which shim.c defines.
 int zend_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 
+// The peer of a unix socket as the kernel recorded it at connect (SO_PEERCRED, whose
+// struct ucred needs _GNU_SOURCE). Returns 0, or -1 with errno set.
+int zend_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
+
 // The number of CPUs this process may run on (sched_getaffinity + CPU_COUNT), or -1.
 int zend_available_cpus(void);
 

@@ -132,6 +132,7 @@ struct ProxyHeaderV1Tests {
         let text = Array("PROXY UNKNOWN \(String(repeating: "x", count: 92))\r\n".utf8)
         #expect(text.count == 108)
         #expect(firstDecision(text)! == (107, .invalid(.v1TooLong)))
+        #expect(ProxyHeader.parse(text) == .invalid(.v1TooLong))
         // The CR as the 107th byte leaves no room for its LF.
         #expect(ProxyHeader.parse(Array(text[..<107])) == .invalid(.v1TooLong))
         #expect(ProxyHeader.parse(Array(repeating: UInt8(ascii: "x"), count: 200).replacingFirst(with: "PROXY UNKNOWN ")) == .invalid(.v1TooLong))

@@ -8,6 +8,9 @@
 #                   read and like a plain reference model (FramerFuzz.swift)
 #   aphorism-file   AphorismFile.parse: never crashes; what it accepts keeps the format's
 #                   rules and survives render and re-parse (AphorismFileFuzz.swift)
+#   proxy-header    ProxyHeader.parse: never crashes or overreads; cut anywhere it needs
+#                   more, then decides once and for all; address text agrees with glibc;
+#                   encoded v1 and v2 headers parse back (ProxyHeaderFuzz.swift)
 #
 # Each is compiled by swiftc straight from Sources/ZenProtocol/*.swift and its target
 # file into one module with -sanitize=fuzzer,address, into .build/fuzz; SwiftPM and
@@ -24,9 +27,9 @@ mkdir -p "$out/artifacts"
 # Swift's backtracer would catch the crash first and hide it from libFuzzer.
 export SWIFT_BACKTRACE=enable=no
 
-declare -A sources=([framer]=FramerFuzz.swift [aphorism-file]=AphorismFileFuzz.swift)
+declare -A sources=([framer]=FramerFuzz.swift [aphorism-file]=AphorismFileFuzz.swift [proxy-header]=ProxyHeaderFuzz.swift)
 failed=()
-for target in framer aphorism-file; do
+for target in framer aphorism-file proxy-header; do
   echo "== fuzz $target: building"
   if ! swiftc -parse-as-library -sanitize=fuzzer,address -O -g -use-ld=lld \
       -module-name "ZenFuzz_${target//-/_}" \

@@ -118,6 +118,10 @@ extension Reactor {
     }
 
     mutating func close(_ slot: Int32, reason: CloseReason, error: SystemError? = nil) {
+        // A read or send that failed because the client reset the connection is the client's
+        // doing: counted apart from real errors. Decided here, off the hot path (a choice in
+        // the read and send paths kept the compiler from inlining them).
+        let reason = error?.isReset == true ? CloseReason.reset : reason
         let connection = table.slots + Int(slot)
         if logsConnections {
             var metadata: Logger.Metadata = [

@@ -161,7 +161,7 @@ extension Reactor {
         do {
             result = try connection.pointee.fd.read(into: space)
         } catch {
-            close(slot, reason: error.isReset ? .reset : .readFailed, error: error)
+            close(slot, reason: .readFailed, error: error)
             return nil
         }
         switch result {
@@ -277,7 +277,7 @@ extension Reactor {
         do {
             result = try connection.pointee.fd.send(bytes)
         } catch {
-            close(slot, reason: error.isReset ? .reset : .sendFailed, error: error)
+            close(slot, reason: .sendFailed, error: error)
             return nil
         }
         var sent = 0

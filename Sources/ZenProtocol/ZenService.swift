@@ -48,13 +48,20 @@ public struct ZenService: RequestProtocol {
                                output: output)
             }
             let question = UnsafeRawBufferPointer(start: input.baseAddress! + position, count: end &- position)
-            let found = table.answer(for: question, hash: hash)
-            let answer = found ?? table.unknown
+            // An unknown question is counted on the miss path only: a known one pays nothing.
+            let answer: UnsafeRawBufferPointer
+            var miss = 0
+            if let found = table.answer(for: question, hash: hash) {
+                answer = found
+            } else {
+                answer = table.unknown
+                miss = 1
+            }
             guard answer.count <= output.count &- produced else {
                 return ServeResult(consumed: position, produced: produced, requests: requests, unknown: unknown,
                                    stop: .outputFull)
             }
-            if found == nil { unknown &+= 1 }
+            unknown &+= miss
             Self.copy(answer, to: output.baseAddress! + produced)
             produced &+= answer.count
             position = end

@@ -53,12 +53,16 @@ zend_processes() { sx sh -c 'for p in /proc/[0-9]*; do readlink "$p/exe"; done 2
 check "dpkg -i installs the package" sx dpkg -i /tmp/zend.deb
 check "installing enabled and started zend.socket" \
   test "$(sx systemctl is-enabled zend.socket) $(sx systemctl is-active zend.socket)" = "enabled active"
+check "... and zend-control.socket, for zen stats" \
+  test "$(sx systemctl is-enabled zend-control.socket) $(sx systemctl is-active zend-control.socket)" = "enabled active"
 check "... but not the service: it waits for the first connection" test "$(sx systemctl is-active zend.service)" = inactive
 check "the inetd-style socket is opt-in (not enabled)" test "$(sx systemctl is-enabled zend-inetd.socket)" = disabled
 answer=$(sx zen ask --timeout 5 "Beautiful is better than?" 2>&1)
 check "zen ask over 127.0.0.1:1060 activates zend and answers ('$answer')" test "$answer" = "Ugly."
 check "systemctl status zend.socket zend.service shows both active" \
   eval 'sx systemctl status --no-pager zend.socket zend.service | grep -c "Active: active" | grep -qx 2'
+check "zen stats (as root) reads the counters through the packaged control socket" \
+  eval 'sx zen stats | grep -qE "^requests_answered: [1-9]"'
 check "journalctl -u zend shows zend's entries" eval 'sx journalctl --sync; sx journalctl -u zend --no-pager -o cat | grep -q "^ready$"'
 check "the journal catalog is installed: journalctl -x explains zend's MESSAGE_IDs" \
   eval 'sx journalctl -x -u zend --no-pager | grep -q "Subject: zend is ready"'
@@ -100,8 +104,8 @@ check "after the upgrade zend answers" test "$(sx zen ask --timeout 5 'Simple is
 
 # --- remove: nothing runs, no unit is left, the configuration stays
 check "dpkg -r removes the package" sx dpkg -r zend
-check "after removal zend.socket and zend.service are stopped" \
-  eval 'test "$(sx systemctl is-active zend.socket zend.service | sort -u)" = inactive'
+check "after removal zend.socket, zend-control.socket and zend.service are stopped" \
+  eval 'test "$(sx systemctl is-active zend.socket zend-control.socket zend.service | sort -u)" = inactive'
 check "after removal no zend process is left" test "$(zend_processes)" = 0
 check "after removal no unit file is left" eval '! sx sh -c "ls /lib/systemd/system/zend* /etc/systemd/system/*/zend*" 2>/dev/null | grep -q .'
 check "after removal nothing listens on 1060" eval '! sx zen ask --timeout 2 "Simple is better than?" >/dev/null 2>&1'

@@ -63,7 +63,8 @@ check "systemctl status zend.socket zend.service shows both active" \
   eval 'sx systemctl status --no-pager zend.socket zend.service | grep -c "Active: active" | grep -qx 2'
 check "zen stats (as root) reads the counters through the packaged control socket" \
   eval 'sx zen stats | grep -qE "^requests_answered: [1-9]"'
-check "journalctl -u zend shows zend's entries" eval 'sx journalctl --sync; sx journalctl -u zend --no-pager -o cat | grep -q "^ready$"'
+# MESSAGE is the message followed by its fields in logfmt: "ready listeners=1 ...".
+check "journalctl -u zend shows zend's entries" eval 'sx journalctl --sync; sx journalctl -u zend --no-pager -o cat | grep -qE "^ready( |$)"'
 check "the journal catalog is installed: journalctl -x explains zend's MESSAGE_IDs" \
   eval 'sx journalctl -x -u zend --no-pager | grep -q "Subject: zend is ready"'
 check "the binaries need no Swift toolchain (standard library linked statically)" \

@@ -9,10 +9,14 @@ let package = Package(
         // For the microbenchmarks in Benchmarks/micro, a separate package.
         .library(name: "ZenProtocol", targets: ["ZenProtocol"]),
     ],
+    // Exactly the versions the tests ran with: an application pins what it was tested
+    // with, and Package.resolved is not committed (see .gitignore).
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
+        // hdrhistogram-swift's dependency, named here to pin it too (see ZenBench).
+        .package(url: "https://github.com/apple/swift-numerics", exact: "1.1.1"),
     ],
     targets: [
         // Pure protocol: framing, the aphorism table and its file format. No I/O.
@@ -48,6 +52,9 @@ let package = Package(
         .target(name: "ZenBench", dependencies: [
             "LinuxIO", "ZenProtocol", "CZendShims",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
+            // Histogram links swift-numerics already; naming one of its products here keeps
+            // SwiftPM from calling the pinned package unused. It adds no code to zen.
+            .product(name: "RealModule", package: "swift-numerics"),
         ]),
         .executableTarget(name: "zen", dependencies: [
             "LinuxIO", "ZenProtocol", "ZenBench",

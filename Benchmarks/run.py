@@ -382,7 +382,7 @@ def startup_section(figures):
         "",
         "## Start-up of the binary the package ships",
         "",
-        "`Benchmarks/startup/run.sh`: zend built as `packaging/debian/rules` builds it (release, Swift "
+        "`Benchmarks/startup/run.sh`: zend built as `debian/rules` builds it (release, Swift "
         "standard library and libstdc++ linked statically, `-z now`), the commands run in turn, median of "
         f"{zend['runs'] if zend else '?'} rounds each; on-CPU time (all threads) is the steadier figure on a busy machine.",
         "",

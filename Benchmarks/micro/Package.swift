@@ -10,7 +10,7 @@ let package = Package(
     dependencies: [
         .package(name: "zend", path: "../.."),
         // The interposer backs the malloc metrics on Swift 6.3+ (no jemalloc needed).
-        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start-up time: exec -> first answer on 127.0.0.1 for zend built as the Debian package
-# builds it (packaging/debian/rules: release, Swift standard library and libstdc++
+# builds it (debian/rules: release, Swift standard library and libstdc++
 # linked statically, -z now) against a minimal C epoll server, plus exec -> exit for
 # `zend --version` and a C program that does nothing. Usage: run.sh [ROUNDS] (41).
 # Not part of the test suite; the machine should be otherwise idle.

@@ -2,6 +2,8 @@
 # The Debian package under a real systemd: lintian, then install, activate, upgrade,
 # remove and purge inside the sandbox (see sandbox.sh).
 # Usage: package-tests.sh DEB
+# When the .changes that packaging/build-deb writes beside DEB is there, lintian checks
+# it (the source package too); else the .deb alone.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CHECKOUT=$(cd "$HERE/../.." && pwd)
@@ -15,13 +17,20 @@ not_ok() { count=$((count + 1)); failures=$((failures + 1)); echo "not ok $count
 check() { local description=$1; shift; if "$@"; then ok "$description"; else not_ok "$description"; fi; }
 eventually() { local limit=$1; shift; local deadline=$((SECONDS + limit)); until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done; }
 
-# --- lintian: no errors, no warnings (overrides carry their reason in the package)
-lintian --fail-on error,warning "$DEB" > /tmp/zend-lintian.$$ 2>&1
+# --- lintian: no errors, no warnings, and with --pedantic no tag either (each override
+# carries its reason in debian/zend.lintian-overrides or debian/source/lintian-overrides)
+CHANGES=${DEB%.deb}.changes
+lint_target=$DEB
+[ -f "$CHANGES" ] && lint_target=$CHANGES
+lintian --info --pedantic --fail-on error,warning,info,pedantic "$lint_target" > /tmp/zend-lintian.$$ 2>&1
 lintian_status=$?
 lintian_output=$(grep -v 'running with root privileges' /tmp/zend-lintian.$$)
 rm -f /tmp/zend-lintian.$$
-echo "# lintian: ${lintian_output:-no tags}" | head -20
-check "lintian reports no errors and no warnings" test "$lintian_status" -eq 0
+echo "# lintian --pedantic $(basename "$lint_target"): ${lintian_output:-no tags}" | head -20
+check "lintian --pedantic reports no tag on $(basename "$lint_target")" test "$lintian_status" -eq 0
+if [ -f "$CHANGES" ]; then
+  check "the source package was built too (.dsc in the .changes)" grep -q '\.dsc$' "$CHANGES"
+fi
 echo "# package size: $(stat -c %s "$DEB") bytes; files:"
 dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ {print "#   " $6 " (" $3 " bytes)"}'
 
@@ -44,19 +53,27 @@ zend_processes() { sx sh -c 'for p in /proc/[0-9]*; do readlink "$p/exe"; done 2
 check "dpkg -i installs the package" sx dpkg -i /tmp/zend.deb
 check "installing enabled and started zend.socket" \
   test "$(sx systemctl is-enabled zend.socket) $(sx systemctl is-active zend.socket)" = "enabled active"
+check "... and zend-control.socket, for zen stats" \
+  test "$(sx systemctl is-enabled zend-control.socket) $(sx systemctl is-active zend-control.socket)" = "enabled active"
 check "... but not the service: it waits for the first connection" test "$(sx systemctl is-active zend.service)" = inactive
 check "the inetd-style socket is opt-in (not enabled)" test "$(sx systemctl is-enabled zend-inetd.socket)" = disabled
 answer=$(sx zen ask --timeout 5 "Beautiful is better than?" 2>&1)
 check "zen ask over 127.0.0.1:1060 activates zend and answers ('$answer')" test "$answer" = "Ugly."
 check "systemctl status zend.socket zend.service shows both active" \
   eval 'sx systemctl status --no-pager zend.socket zend.service | grep -c "Active: active" | grep -qx 2'
-check "journalctl -u zend shows zend's entries" eval 'sx journalctl --sync; sx journalctl -u zend --no-pager -o cat | grep -q "^ready$"'
+check "zen stats (as root) reads the counters through the packaged control socket" \
+  eval 'sx zen stats | grep -qE "^requests_answered: [1-9]"'
+# MESSAGE is the message followed by its fields in logfmt: "ready listeners=1 ...".
+check "journalctl -u zend shows zend's entries" eval 'sx journalctl --sync; sx journalctl -u zend --no-pager -o cat | grep -qE "^ready( |$)"'
 check "the journal catalog is installed: journalctl -x explains zend's MESSAGE_IDs" \
   eval 'sx journalctl -x -u zend --no-pager | grep -q "Subject: zend is ready"'
 check "the binaries need no Swift toolchain (standard library linked statically)" \
   eval '! sx ldd /usr/bin/zend /usr/bin/zen | grep -q swift'
 check "man pages zend(8) and zen(1) are installed" eval 'sx man -w zend | grep -q man8/zend.8 && sx man -w zen | grep -q man1/zen.1'
 check "/etc/zend/aphorisms.conf is a conffile" eval 'sx dpkg-query -W -f="\${Conffiles}" zend | grep -q /etc/zend/aphorisms.conf'
+check "the README is in /usr/share/doc/zend" eval 'sx sh -c "ls /usr/share/doc/zend/README.md*" >/dev/null 2>&1'
+check "/usr/share/doc/zend/copyright lists what is linked in" \
+  eval 'sx grep -q "swift-argument-parser 1.8.2" /usr/share/doc/zend/copyright'
 
 # --- upgrade (reinstall): the socket keeps listening, the service restarts on the new binary
 pid_before=$(sx systemctl show -P MainPID zend.service)
@@ -88,17 +105,28 @@ check "after the upgrade zend answers" test "$(sx zen ask --timeout 5 'Simple is
 
 # --- remove: nothing runs, no unit is left, the configuration stays
 check "dpkg -r removes the package" sx dpkg -r zend
-check "after removal zend.socket and zend.service are stopped" \
-  eval 'test "$(sx systemctl is-active zend.socket zend.service | sort -u)" = inactive'
+check "after removal zend.socket, zend-control.socket and zend.service are stopped" \
+  eval 'test "$(sx systemctl is-active zend.socket zend-control.socket zend.service | sort -u)" = inactive'
 check "after removal no zend process is left" test "$(zend_processes)" = 0
 check "after removal no unit file is left" eval '! sx sh -c "ls /lib/systemd/system/zend* /etc/systemd/system/*/zend*" 2>/dev/null | grep -q .'
 check "after removal nothing listens on 1060" eval '! sx zen ask --timeout 2 "Simple is better than?" >/dev/null 2>&1'
 check "after removal /etc/zend/aphorisms.conf is kept (until purge)" sx test -f /etc/zend/aphorisms.conf
 
-# --- purge: the configuration goes too
+# --- purge: the package's configuration goes, an admin's own files stay
+sx sh -c 'echo "# the admin'"'"'s own notes" > /etc/zend/local-notes.txt'
 check "dpkg -P purges the package" sx dpkg -P zend
-check "after purge /etc/zend is gone" eval '! sx test -e /etc/zend'
+check "after purge the package's conffile is gone" eval '! sx test -e /etc/zend/aphorisms.conf'
+check "after purge a file the admin added to /etc/zend is kept" sx test -f /etc/zend/local-notes.txt
 check "after purge dpkg knows nothing of zend" eval '! sx dpkg-query -W zend >/dev/null 2>&1'
+sx rm -f /etc/zend/local-notes.txt
+sx rmdir /etc/zend 2>/dev/null
+
+# --- install and purge again, with nothing of the admin's: /etc/zend goes as a whole
+check "dpkg -i installs the package again" sx dpkg -i /tmp/zend.deb
+check "dpkg -P purges it again" sx dpkg -P zend
+check "after that purge /etc/zend is gone" eval '! sx test -e /etc/zend'
+check "after that purge no zend unit, process or listener is left" \
+  eval '! sx sh -c "ls /lib/systemd/system/zend* /etc/systemd/system/*/zend*" 2>/dev/null | grep -q . && test "$(zend_processes)" = 0'
 
 echo "1..$count"
 if [ "$failures" -gt 0 ]; then

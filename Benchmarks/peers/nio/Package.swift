@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "zen-nio", targets: ["zen-nio"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
     ],
     targets: [
         .executableTarget(

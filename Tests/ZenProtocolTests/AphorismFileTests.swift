@@ -78,6 +78,13 @@ struct AphorismFileTests {
         #expect(error?.reason.hasPrefix("answer is 4097 bytes") == true)
     }
 
+    @Test("an answer of exactly the limit is accepted")
+    func answerAtLimit() throws {
+        let answer = String(repeating: "a", count: AphorismTable.answerLimit)
+        let table = try parse("Q? " + answer)
+        #expect(table.answer(for: "Q?") == answer)
+    }
+
     @Test("a file with no entries is an error")
     func empty() {
         #expect(failure("# only a comment\n")?.reason == "no aphorisms in the file")

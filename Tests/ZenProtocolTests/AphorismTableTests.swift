@@ -24,6 +24,13 @@ struct AphorismTableTests {
         #expect(table.answer(for: "") == AphorismTable.unknownAnswer)
     }
 
+    @Test("a question given twice keeps its first answer (the file parser refuses the second first)")
+    func firstOfDuplicatesWins() {
+        let table = AphorismTable([("Same?", "First."), ("Other?", "Other."), ("Same?", "Second.")])
+        #expect(table.answer(for: "Same?") == "First.")
+        #expect(table.answer(for: "Other?") == "Other.")
+    }
+
     @Test("the longest answer includes the error answers")
     func maxAnswer() {
         #expect(AphorismTable.default.maxAnswerBytes == "Error: unknown aphorism.".utf8.count)

@@ -162,6 +162,16 @@ struct ZenServiceTests {
         #expect(second.stop == .needInput)
     }
 
+    @Test("an answer that exactly fills the room left in the output is written, not held back")
+    func outputExactFit() {
+        let (alone, output) = serve("Explicit is better than?", outputCapacity: 9)
+        #expect(output == "Implicit.")
+        #expect(alone == ServeResult(consumed: 24, produced: 9, requests: 1, stop: .needInput))
+        let (behind, both) = serve("Beautiful is better than?Explicit is better than?", outputCapacity: 14)
+        #expect(both == "Ugly.Implicit.")
+        #expect(behind.stop == .needInput)
+    }
+
     @Test("10,000 pipelined requests are answered in order")
     func manyPipelined() {
         let questions = ["Beautiful is better than?", "Explicit is better than?", "Simple is better than?", "What?"]

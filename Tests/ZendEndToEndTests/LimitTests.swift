@@ -51,6 +51,31 @@ extension EndToEnd {
             #expect(zend.log.contains("notice"))
         }
 
+        @Test("each partial request's deadline counts from its own first byte, not from an earlier request's")
+        func requestDeadlinePerRequest() throws {
+            let zend = try ZendServer(["--request-timeout", "1"])
+            let client = try zend.connect()
+            #expect(client.send("Beautiful is"))
+            usleep(600_000)
+            // The first request completes and the second begins in the same write.
+            #expect(client.send(" better than?Simple is"))
+            #expect(client.receiveText(count: 5) == "Ugly.")
+            usleep(600_000)  // 1.2 s after the first request began, 0.6 s into the second
+            #expect(client.send(" better than?"))
+            #expect(client.receiveText(count: 8) == "Complex.", "the second request was cut by the first one's deadline")
+        }
+
+        @Test("--idle-timeout 0 and --request-timeout 0 mean never: a quiet connection and a partial request are kept")
+        func zeroTimeoutsMeanNever() throws {
+            let zend = try ZendServer(["--idle-timeout", "0", "--request-timeout", "0"])
+            let quiet = try zend.connect()
+            let partial = try zend.connect()
+            #expect(partial.send("Simple is"))
+            usleep(300_000)
+            #expect(quiet.ask("Beautiful is better than?", expecting: "Ugly.") == "Ugly.")
+            #expect(partial.ask(" better than?", expecting: "Complex.") == "Complex.")
+        }
+
         @Test("10,000 too-long requests from one client: a few lines a second in the log, then the count of the rest")
         func clientProblemsAreRateLimited() throws {
             let zend = try ZendServer(["--max-request-bytes", "8", "--threads", "1", "--log-target", "console"])
@@ -193,14 +218,22 @@ extension EndToEnd {
             #expect(port != 0, "\(Paths.read(log))")
             var clients: [TestClient] = []
             var served = 0
+            var waiting = 0
             for _ in 0 ..< 40 {
                 let client = try TestClient(port: port)
-                if client.ask("Simple is better than?", expecting: "Complex.", timeout: .seconds(2)) == "Complex." {
-                    served += 1
-                }
+                client.send("Simple is better than?")
+                let (bytes, end) = client.receive(timeout: .seconds(2)) { $0.count >= 8 }
                 clients.append(client)
+                if bytes == Array("Complex.".utf8) {
+                    served += 1
+                } else if end == .timeout {
+                    // Neither served nor closed: stop here, each would cost the timeout.
+                    waiting += 1
+                    break
+                }
             }
             // Some fit under the limit; the rest were accepted and closed, not left hanging.
+            #expect(waiting == 0, "a client was left waiting, neither served nor closed")
             #expect(served > 5)
             #expect(served < 40)
             let stat = Paths.read("/proc/\(child.pid)/stat")

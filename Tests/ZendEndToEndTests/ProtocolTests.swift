@@ -119,6 +119,21 @@ extension EndToEnd {
             #expect(try zend.connect().ask("Simple is better than?", expecting: "Complex.") == "Complex.")
         }
 
+        @Test("after the error answer, a client that neither sends nor closes is closed at the linger timeout (2 s)")
+        func lingerTimeout() throws {
+            let zend = try ZendServer(["--max-request-bytes", "8", "--log-level", "debug"])
+            let client = try zend.connect()
+            client.send("no question mark here")
+            let (bytes, end) = client.receiveToEnd()
+            #expect(String(decoding: bytes, as: UTF8.self) == tooLongAnswer && end == .endOfFile)
+            // zend shut its side and discards input for a while; the client keeps the connection.
+            let closed = "msg=\"connection closed\""
+            let elapsed = milliseconds { _ = try? zend.waitForLog(closed, timeout: .seconds(6)) }
+            #expect(zend.log.contains(closed), "still open \(elapsed) ms after the error answer")
+            #expect(elapsed >= 1500 && elapsed < 4000, "closed \(elapsed) ms after the error answer")
+            #expect(zend.log.contains("reason=\"request too long\""))
+        }
+
         @Test("a too-long request while the client keeps sending still delivers the error")
         func tooLongWhileStreaming() throws {
             let zend = try ZendServer()

@@ -257,18 +257,22 @@ extension EndToEnd {
             #expect(text.contains("log messages were dropped"))
         }
 
-        @Test("JOURNAL_STREAM matching stderr selects the journal (falling back to stderr, saying so, when there is none); a mismatching one does not",
+        @Test("JOURNAL_STREAM matching stderr selects the journal (falling back to stderr, saying so, when there is none); another device or file does not",
               .enabled(if: access("/run/systemd/journal/socket", F_OK) != 0, "a journald runs here: entries would go to it"))
         func journalStreamDetection() throws {
             let directory = Paths.scratchDirectory("journalstream")
             defer { Paths.remove(directory) }
             let matchingLog = directory + "/matching.log", otherLog = directory + "/other.log"
-            Paths.write("", to: matchingLog)
-            Paths.write("", to: otherLog)
+            let sameDeviceLog = directory + "/same-device.log"
+            for log in [matchingLog, otherLog, sameDeviceLog] { Paths.write("", to: log) }
             var info = stat()
             stat(matchingLog, &info)
             let matching = "\(info.st_dev):\(info.st_ino)"
-            for (stream, log, expectConsole) in [(matching, matchingLog, false), ("1:2", otherLog, true)] {
+            // stderr's device but another file: not the journal either.
+            stat(sameDeviceLog, &info)
+            let sameDevice = "\(info.st_dev):\(info.st_ino + 1)"
+            for (stream, log, expectConsole) in [(matching, matchingLog, false), ("1:2", otherLog, true),
+                                                 (sameDevice, sameDeviceLog, true)] {
                 let port = try freePort()
                 let child = try ChildProcess(Paths.product("zend"), ["--listen", "127.0.0.1:\(port)"],
                                              environment: ZendServer.environment(["JOURNAL_STREAM": stream]), stderr: log)

@@ -61,6 +61,8 @@ answer=$(sx zen ask --timeout 5 "Beautiful is better than?" 2>&1)
 check "zen ask over 127.0.0.1:1060 activates zend and answers ('$answer')" test "$answer" = "Ugly."
 check "systemctl status zend.socket zend.service shows both active" \
   eval 'sx systemctl status --no-pager zend.socket zend.service | grep -c "Active: active" | grep -qx 2'
+listening=$(sx ss -Hltn 'sport = :1060' | awk '{print $4}' | sort | tr '\n' ' ')
+check "the installed package listens on loopback only ($listening)" test "$listening" = "127.0.0.1:1060 [::1]:1060 "
 check "zen stats (as root) reads the counters through the packaged control socket" \
   eval 'sx zen stats | grep -qE "^requests_answered: [1-9]"'
 # MESSAGE is the message followed by its fields in logfmt: "ready listeners=1 ...".

@@ -30,7 +30,7 @@ struct ZendCommand: ParsableCommand {
     var port: UInt16?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock[,mode=0660] (repeatable).",
+        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock[,mode=0660]; proxy:ADDR expects a PROXY header (repeatable).",
         valueName: "ADDR"))
     var listen: [String] = []
 
@@ -81,6 +81,16 @@ struct ZendCommand: ParsableCommand {
         valueName: "PATH"))
     var control: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Believe PROXY headers only from this balancer address or range (repeatable; default 127.0.0.0/8 and ::1/128).",
+        valueName: "CIDR"))
+    var proxyFrom: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Close a connection to a proxy: listener whose PROXY header is not whole this long after it opened.",
+        valueName: "SECONDS"))
+    var proxyTimeout: Double = ZendOptions().proxyTimeout
+
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelOption = ZendOptions().logLevel
 
@@ -97,7 +107,8 @@ struct ZendCommand: ParsableCommand {
                     maxRequestBytes: maxRequestBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
                     maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient,
                     maxBufferMemory: maxBufferMemory, sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout,
-                    exitWhenIdle: exitWhenIdle, control: control, logLevel: logLevel, logTarget: logTarget, check: check)
+                    exitWhenIdle: exitWhenIdle, control: control, proxyFrom: proxyFrom, proxyTimeout: proxyTimeout,
+                    logLevel: logLevel, logTarget: logTarget, check: check)
     }
 
     func validate() throws {
@@ -128,6 +139,8 @@ struct ZendOptions {
     var drainTimeout: Double = 5
     var exitWhenIdle: Double?
     var control: String?
+    var proxyFrom: [String] = []
+    var proxyTimeout: Double = 3
     var logLevel: LogLevelOption = .info
     var logTarget: LogTargetOption = .auto
     var check = false
@@ -167,6 +180,9 @@ struct ZendOptions {
         }
         if let control, control.isEmpty || control.utf8.count > 107 {
             return "--control must be a path of 1 to 107 bytes."
+        }
+        if !(proxyTimeout > 0 && proxyTimeout <= 3600) {
+            return "--proxy-timeout must be more than 0 and at most 3600 seconds."
         }
         return nil
     }

@@ -43,8 +43,9 @@ enum ZendMain {
                 continue
             }
             if name == "-p" { name = "--port" }
-            // Every option but --listen may be given once here; the parser decides the rest.
-            if name != "--listen" {
+            // Every option but --listen and --proxy-from may be given once here; the parser
+            // decides the rest.
+            if name != "--listen" && name != "--proxy-from" {
                 if seen.contains(name) { return nil }
                 seen.append(name)
             }
@@ -72,6 +73,8 @@ enum ZendMain {
             switch name {
             case "--port": accepted = set(\.port)
             case "--listen": options.listen.append(value); accepted = true
+            case "--proxy-from": options.proxyFrom.append(value); accepted = true
+            case "--proxy-timeout": accepted = set(\.proxyTimeout)
             case "--aphorisms": accepted = set(\.aphorisms)
             case "--max-aphorism-file-bytes": accepted = set(\.maxAphorismFileBytes)
             case "--threads": accepted = set(\.threads)

@@ -234,8 +234,10 @@ check "systemd-analyze security zend.service: exposure ${exposure:-?} <= 2.0" \
   python3 -c "import sys; sys.exit(0 if 0 <= float('${exposure:-99}') <= 2.0 else 1)"
 
 # --- 8a. zend-proxied.socket: a passed socket named "proxy" expects PROXY headers
+# systemd starts a socket only while its service is stopped.
+sx systemctl stop zend.service
 sx systemctl start zend-proxied.socket
-sx systemctl restart zend.service
+sx systemctl start zend.service
 proxied=$(sx python3 -c '
 import socket
 s = socket.create_connection(("127.0.0.1", 1062), timeout=5)

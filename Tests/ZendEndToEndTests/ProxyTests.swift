@@ -57,13 +57,7 @@ extension EndToEnd {
     @Suite("PROXY protocol listeners")
     struct ProxyTests {
         private func stats(_ control: String) throws -> [String: String] {
-            let output = try runCommand(Paths.product("zen"), ["stats", "--control", control]).output
-            var fields: [String: String] = [:]
-            for line in output.split(separator: "\n") where !line.hasPrefix("#") {
-                guard let colon = line.firstIndex(of: ":") else { continue }
-                fields[String(line[..<colon])] = String(line[line.index(after: colon)...].dropFirst())
-            }
-            return fields
+            statsFields(try runCommand(Paths.product("zen"), ["stats", "--control", control]).output)
         }
 
         /// The questions to pipeline after a header, and the answers they must get.

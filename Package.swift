@@ -43,8 +43,10 @@ let package = Package(
             "CSystemd", "LinuxIO", "LogEvents",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // One executable serves both commands, as redis-server and redis-check-aof are one:
+        // run under the name `zen`, zend is the client (ZendMain).
         .executableTarget(name: "zend", dependencies: [
-            "Reactor", "SystemdSupport", "ZenProtocol", "LinuxIO", "CZendShims", "LogEvents",
+            "Reactor", "SystemdSupport", "ZenProtocol", "LinuxIO", "CZendShims", "LogEvents", "ZenClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -56,10 +58,14 @@ let package = Package(
             // SwiftPM from calling the pinned package unused. It adds no code to zen.
             .product(name: "RealModule", package: "swift-numerics"),
         ]),
-        .executableTarget(name: "zen", dependencies: [
+        // The `zen` client's commands (ask, bench, stats), linked into zend, which runs them
+        // when invoked as `zen` (the package's /usr/bin/zen is a symlink to zend).
+        .target(name: "ZenClient", dependencies: [
             "LinuxIO", "ZenProtocol", "ZenBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // A `zen` executable of its own, for development and the tests (.build/debug/zen).
+        .executableTarget(name: "zen", dependencies: ["ZenClient"]),
 
         .target(name: "TestSupport", dependencies: ["LinuxIO", "CZendShims"], path: "Tests/TestSupport"),
         .testTarget(name: "ZenProtocolTests", dependencies: ["ZenProtocol", "TestSupport"]),

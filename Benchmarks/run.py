@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import balance
@@ -222,6 +223,99 @@ def load_generator_check():
     finally:
         server.stop()
     return rows
+
+
+HAPROXY = "/usr/sbin/haproxy"
+PROXY_LOADS = [("c=50", 50, 1), ("c=50 P=16", 50, 16)]
+
+
+def behind_haproxy():
+    """zend with a plain and a PROXY listener, loaded directly and through a real HAProxy
+    (send-proxy-v2) in the same run: zend pinned to the server CPU, HAProxy to the client's
+    (it stands for the balancer host). Returns rows of (load, path, figures)."""
+    if not os.access(HAPROXY, os.X_OK):
+        print("   behind HAProxy: skipped, no /usr/sbin/haproxy (scripts/setup installs it)", flush=True)
+        return None
+    direct_port, proxied_port, front_port = (instructions.free_port() for _ in range(3))
+    zend = Server(lambda _port: [path(".build/release/zend"), "--listen", f"127.0.0.1:{direct_port}",
+                                 "--listen", f"proxy:127.0.0.1:{proxied_port}", "--threads", "1",
+                                 "--log-level", "warning"])
+    zend.port = direct_port
+    scratch = tempfile.mkdtemp(prefix="zend-haproxy-")
+    configuration = os.path.join(scratch, "haproxy.cfg")
+    with open(configuration, "w") as file:
+        file.write(f"""global
+    maxconn 8192
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend zend
+    bind 127.0.0.1:{front_port}
+    default_backend zend
+backend zend
+    server zend 127.0.0.1:{proxied_port} send-proxy-v2
+""")
+    haproxy = subprocess.Popen(["taskset", "-c", CLIENT_CPU, HAPROXY, "-db", "-f", configuration],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        zend.wait_ready()
+        deadline = time.monotonic() + 10
+        while not instructions.answered(front_port, timeout=0.2):
+            if time.monotonic() > deadline:
+                raise RuntimeError("HAProxy did not relay")
+            time.sleep(0.05)
+        for label, connections, pipeline in PROXY_LOADS:
+            for route, port in (("direct", direct_port), ("through HAProxy (send-proxy-v2)", front_port)):
+                bench(port, connections, pipeline, WARMUP)
+                zend_before, haproxy_before = zend.cpu_seconds(), process_cpu_seconds(haproxy.pid)
+                load = bench(port, connections, pipeline, DURATION)
+                requests = load["requests"] or 1
+                load["zend_cpu_us_per_request"] = (zend.cpu_seconds() - zend_before) * 1e6 / requests
+                load["haproxy_cpu_us_per_request"] = ((process_cpu_seconds(haproxy.pid) - haproxy_before) * 1e6 / requests
+                                                      if route != "direct" else None)
+                rows.append((label, route, load))
+                print(f"   {label} {route}: {load['rps']:.0f} req/s, p99 {load['latency_us']['p99']} us, "
+                      f"zend {load['zend_cpu_us_per_request']:.2f} us CPU/request", flush=True)
+    finally:
+        haproxy.terminate()
+        try:
+            haproxy.wait(5)
+        except subprocess.TimeoutExpired:
+            haproxy.kill()
+            haproxy.wait()
+        zend.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rows
+
+
+def process_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
+def proxy_section(rows):
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Behind a load balancer: zend through HAProxy (PROXY protocol v2)",
+        "",
+        "One zend (`--threads 1`, CPU 0) with a plain listener and a `proxy:` listener; Debian's HAProxy "
+        "(CPU 1, beside the client) relays to the second with `send-proxy-v2`. Both routes are measured in "
+        "this run. zend reads the header once per connection, so its CPU per request should match the "
+        "direct route; the balancer's own cost is its column.",
+        "",
+        "| load | route | requests/s | p99 latency µs | zend CPU µs/request | HAProxy CPU µs/request |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for label, route, load in rows:
+        lines.append(f"| {label} | {route} | {load['rps']:,.0f} | {load['latency_us']['p99']:,} "
+                     f"| {fixed(load['zend_cpu_us_per_request'])} | {fixed(load['haproxy_cpu_us_per_request'])} |")
+    return lines
 
 
 def machine_line():
@@ -485,7 +579,8 @@ def scaling_section(results, hotpath):
     ]
 
 
-def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed, started_up=None, inetd=None):
+def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed, started_up=None, inetd=None,
+                 proxied=None):
     zend = by_name(results, ZEND)
     limit = by_name(results, LIMIT)
     lines = [
@@ -569,6 +664,7 @@ def write_report(results, loadgen, micro, hotpath, balanced, started, elapsed, s
             f"| {result['name']} | {cells} | {result['rss_before_idle'] / 1048576:.1f} | {result['startup_ms']:.1f} "
             f"| {ratio(result['startup_ms'], zend['startup_ms'])} |")
     lines += startup_section(started_up)
+    lines += proxy_section(proxied)
     lines += balance_section(balanced)
     lines += inetd_section(inetd)
     lines += scaling_section(results, hotpath)
@@ -725,15 +821,17 @@ def main():
     loadgen = load_generator_check()
     started_up = startup_figures()
     inetd = inetd_figures()
+    print("== behind HAProxy", flush=True)
+    proxied = behind_haproxy()
     micro = microbenchmarks()
     with open(path("Benchmarks/results.json"), "w") as raw:
         json.dump({"started": started.isoformat(), "machine": machine_line(), "servers": results,
                    "hotpath": hotpath, "balance": balanced, "load_generator": loadgen,
-                   "startup": started_up, "inetd": inetd,
+                   "startup": started_up, "inetd": inetd, "behind_haproxy": proxied,
                    "microbenchmarks": micro}, raw, indent=1)
     write_plot(results)
     write_report(results, loadgen, micro, hotpath, balanced, started, time.monotonic() - clock,
-                 started_up, inetd)
+                 started_up, inetd, proxied)
     print(f"wrote BENCHMARKS.md and Benchmarks/benchmarks.svg in {(time.monotonic() - clock) / 60:.1f} minutes")
 
 

@@ -13,6 +13,7 @@ import Logging
 extension Reactor {
     mutating func acceptConnections(from listener: Int) {
         let fd = listeners[listener].fd
+        let proxied = listeners[listener].expectsProxyHeader
         var handedOver = 0
         while listening {
             let result: IOResult<FileDescriptor>
@@ -24,13 +25,22 @@ extension Reactor {
             }
             guard case .processed(let client) = result else { break }
             let peer = PeerAddress(peerStorage)
+            if proxied, !isTrustedBalancer(peer) {
+                client.close()
+                stats.proxyRejectedUntrusted &+= 1
+                if clientProblems.admit(now: now) {
+                    logger.notice("PROXY listener: connection from an address not in --proxy-from; closing it",
+                                  metadata: ["client_address": "\(peer)"])
+                }
+                continue
+            }
             guard admit(client, peer: peer) else { continue }
-            if let target = lessLoadedPeer(), target.handOver(.init(fd: client, peer: peer)) {
+            if let target = lessLoadedPeer(), target.handOver(.init(fd: client, peer: peer, proxied: proxied)) {
                 handedOver += 1
                 continue
             }
             control.load.wrappingAdd(1, ordering: .relaxed)
-            open(client, peer: peer)
+            open(client, peer: peer, proxied: proxied)
         }
         if handedOver > 0 { requeueListeners() }
     }
@@ -78,9 +88,16 @@ extension Reactor {
         releaseConnection()
     }
 
+    /// Whether a PROXY header from `peer` is believed: its address is in `--proxy-from`, or
+    /// it came through a unix socket (which the socket file's mode guards).
+    private func isTrustedBalancer(_ peer: PeerAddress) -> Bool {
+        guard peer.isInternet else { return true }
+        return configuration.proxyFrom.contains { $0.contains(peer) }
+    }
+
     /// Starts serving an accepted or handed-over connection (already counted in
-    /// `shared` and in this reactor's load).
-    mutating func open(_ fd: FileDescriptor, peer: PeerAddress) {
+    /// `shared` and in this reactor's load); a `proxied` one first waits for its PROXY header.
+    mutating func open(_ fd: FileDescriptor, peer: PeerAddress, proxied: Bool = false) {
         guard let slot = table.allocate() else {
             // The table is sized to the connection limit, so this is only a safety net.
             release(fd, peer: peer)
@@ -90,7 +107,7 @@ extension Reactor {
         let connection = table.slots + Int(slot)
         connection.pointee.fd = fd
         connection.pointee.id = shared.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue
-        connection.pointee.state = [.writable]
+        connection.pointee.state = proxied ? [.writable, .awaitingProxyHeader] : [.writable]
         connection.pointee.peer = peer
         connection.pointee.opened = now
         if peer.isInternet {
@@ -109,6 +126,7 @@ extension Reactor {
         }
         stats.connectionsServed &+= 1
         table.wait(slot, for: .idle, now: now)
+        if proxied { table.wait(slot, for: .proxyHeader, now: now) }
         if logsConnections {
             logger.debug("connection opened", metadata: [
                 "client_address": "\(peer)",
@@ -134,6 +152,7 @@ extension Reactor {
                 "reason": "\(reason.rawValue)",
             ]
             if let error { metadata["error"] = "\(error)" }
+            if connection.pointee.proxy.isSet { metadata["proxy_address"] = "\(connection.pointee.proxy)" }
             logger.debug("connection closed", metadata: metadata)
         }
         stats.closed[reason.counted.rawValue] &+= 1

@@ -60,6 +60,7 @@ extension Reactor {
         metadata[LifecycleEvent.metadataKey] = .string(LifecycleEvent.clientError.rawValue)
         metadata["client_address"] = "\(connection.pointee.peer)"
         metadata["connection_id"] = "\(connection.pointee.id)"
+        if connection.pointee.proxy.isSet { metadata["proxy_address"] = "\(connection.pointee.proxy)" }
         logger.notice(message, metadata: metadata)
     }
 

@@ -25,9 +25,14 @@ extension Reactor {
                 return
             }
             var state = connection.pointee.state
-            if state.contains(.lingering) {
-                discardInput(slot)
-                return
+            // One test for both rare states, so the common path pays nothing for PROXY.
+            if !state.isDisjoint(with: [.lingering, .awaitingProxyHeader]) {
+                if state.contains(.lingering) {
+                    discardInput(slot)
+                    return
+                }
+                guard readProxyHeader(slot) else { return }
+                continue
             }
             if !answered, connection.pointee.input.count > 0, state.isDisjoint(with: [.paused, .closing]) {
                 guard answer(slot) else { return }
@@ -187,6 +192,84 @@ extension Reactor {
             }
             return count
         }
+    }
+
+    /// Reads until the PROXY header at the front of the input is whole, then takes the
+    /// client's address from it and leaves what follows (pipelined requests) to be
+    /// answered. False while the header is incomplete, or if the connection was closed
+    /// (a malformed header, end of input first, or a v2 header larger than a buffer).
+    private mutating func readProxyHeader(_ slot: Int32) -> Bool {
+        let connection = table.slots + Int(slot)
+        while true {
+            switch ProxyHeader.parse(connection.pointee.input.bytes) {
+            case .complete(let header, let length):
+                connection.pointee.input.consume(length)
+                connection.pointee.input.releaseIfEmpty(to: &receivePool)
+                adoptProxyHeader(slot, header)
+                return connection.pointee.isOpen
+            case .invalid(let error):
+                rejectProxyHeader(slot, error, reason: error.reason)
+                return false
+            case .needMore:
+                break
+            }
+            if connection.pointee.input.count >= receivePool.bufferSize - Self.minimumReadSpace {
+                rejectProxyHeader(slot, nil, reason: "v2_too_large")
+                return false
+            }
+            let state = connection.pointee.state
+            if state.contains(.endOfInput) || !state.contains(.readable) {
+                if state.contains(.endOfInput) {
+                    stats.proxyRejectedIncomplete &+= 1
+                    reportClientProblem("connection closed before its PROXY header was whole", slot, [
+                        "pending_bytes": "\(connection.pointee.input.count)",
+                    ])
+                    close(slot, reason: .proxyRejected)
+                }
+                return false
+            }
+            guard read(slot) else { return false }
+        }
+    }
+
+    /// The header is whole: the client it names becomes the connection's peer (a LOCAL
+    /// header, or one that names no address, leaves the balancer as the peer), the
+    /// balancer is kept for the logs, and the connection is counted against its client's
+    /// own limit instead of the balancer's.
+    private mutating func adoptProxyHeader(_ slot: Int32, _ header: ProxyHeader) {
+        let connection = table.slots + Int(slot)
+        table.endRequest(slot)
+        connection.pointee.state.remove(.awaitingProxyHeader)
+        stats.proxyHeadersAccepted &+= 1
+        guard header.command == .proxy, let source = header.source else { return }
+        let client = PeerAddress(source)
+        let balancer = connection.pointee.peer
+        guard shared.reserveClient(client) else {
+            reportClientProblem("connection limit per client reached; closing", slot, [
+                "max_connections_per_client": "\(shared.maxConnectionsPerClient)",
+                "client_address": "\(client)",
+            ])
+            close(slot, reason: .proxyRejected)
+            return
+        }
+        shared.releaseClient(balancer)
+        connection.pointee.peer = client
+        connection.pointee.proxy = balancer
+        if logsConnections {
+            logger.debug("PROXY header accepted", metadata: [
+                "client_address": "\(client)",
+                "proxy_address": "\(balancer)",
+                "connection_id": "\(connection.pointee.id)",
+                "proxy_version": "\(header.version)",
+            ])
+        }
+    }
+
+    /// A malformed header (`error`; nil for one too large): closed without a byte of answer.
+    private mutating func rejectProxyHeader(_ slot: Int32, _ error: ProxyHeaderError?, reason: String) {
+        stats.proxyRejectedInvalid[ReactorStats.index(of: error)] &+= 1
+        reportClientProblem("malformed PROXY header; closing", slot, ["proxy_error": "\(reason)"])
+        close(slot, reason: .proxyRejected)
     }
 
     /// The buffer budget is spent: this connection cannot be given the buffer it needs.

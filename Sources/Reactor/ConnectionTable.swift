@@ -23,10 +23,12 @@ struct ConnectionState: OptionSet, CustomStringConvertible {
     /// Write side shut after an error; input is discarded until EOF or the linger timeout,
     /// so closing with unread input does not turn into a reset that destroys the error answer.
     static let lingering = ConnectionState(rawValue: 1 << 8)
+    /// Accepted on a PROXY listener and its header is not yet whole: nothing is answered.
+    static let awaitingProxyHeader = ConnectionState(rawValue: 1 << 9)
 
     var description: String {
         let names = ["readable", "writable", "peerClosed", "endOfInput", "outputArmed",
-                     "paused", "queued", "closing", "lingering"]
+                     "paused", "queued", "closing", "lingering", "awaitingProxyHeader"]
         let set = names.indices.filter { rawValue & (1 << $0) != 0 }.map { names[$0] }
         return "[" + set.joined(separator: ",") + "]"
     }
@@ -42,6 +44,9 @@ enum TimeoutKind: UInt8 {
     case linger = 2
     /// The deadline for a partial request to complete, from its first byte.
     case request = 3
+    /// The deadline for a PROXY header to arrive, from the accept (a connection awaiting
+    /// its header has no request yet: this list shares the request list's links).
+    case proxyHeader = 4
 }
 
 /// A connection's place in one timeout list.
@@ -63,7 +68,8 @@ struct Connection {
     var state: ConnectionState = []
     /// The idle or linger list the connection is on (`.none` for neither).
     var timeout: TimeoutKind = .none
-    /// Whether it is on the request list (it holds a partial request).
+    /// Whether it is on the request list (it holds a partial request), or on the PROXY
+    /// header list (`state` says `awaitingProxyHeader`): the two share `requestLinks`.
     var requestPending = false
     var id: UInt64 = 0
 
@@ -86,7 +92,10 @@ struct Connection {
     var timeoutLinks = ListLinks()
     var requestLinks = ListLinks()
 
+    /// The client: the connection's peer, or the one its PROXY header named.
     var peer = PeerAddress()
+    /// The balancer that sent the PROXY header (empty for a direct client).
+    var proxy = PeerAddress()
 
     var isOpen: Bool { fd.rawValue >= 0 }
 }
@@ -111,6 +120,7 @@ struct ConnectionTable: ~Copyable {
     private var idle = ListEnds()
     private var linger = ListEnds()
     private var request = ListEnds()
+    private var proxyHeader = ListEnds()
 
     private struct ListEnds {
         var head: Int32 = -1
@@ -171,6 +181,7 @@ struct ConnectionTable: ~Copyable {
         case .idle: index = idle.head
         case .linger: index = linger.head
         case .request: index = request.head
+        case .proxyHeader: index = proxyHeader.head
         }
         return index >= 0 ? index : nil
     }
@@ -204,18 +215,26 @@ struct ConnectionTable: ~Copyable {
             } else {
                 Self.append(index, to: &linger, in: slots, links: \.timeoutLinks)
             }
-        case .request:
+        case .request, .proxyHeader:
             endRequest(index)
             slot.pointee.requestSince = now
             slot.pointee.requestPending = true
-            Self.append(index, to: &request, in: slots, links: \.requestLinks)
+            if kind == .request {
+                Self.append(index, to: &request, in: slots, links: \.requestLinks)
+            } else {
+                Self.append(index, to: &proxyHeader, in: slots, links: \.requestLinks)
+            }
         }
     }
 
-    /// Takes the connection off the request list, if it is on it.
+    /// Takes the connection off the request list (or the PROXY header list), if it is on it.
     mutating func endRequest(_ index: Int32) {
         guard slots[Int(index)].requestPending else { return }
-        Self.unlink(index, from: &request, in: slots, links: \.requestLinks)
+        if slots[Int(index)].state.contains(.awaitingProxyHeader) {
+            Self.unlink(index, from: &proxyHeader, in: slots, links: \.requestLinks)
+        } else {
+            Self.unlink(index, from: &request, in: slots, links: \.requestLinks)
+        }
         slots[Int(index)].requestPending = false
     }
 
@@ -229,7 +248,7 @@ struct ConnectionTable: ~Copyable {
         switch slots[Int(index)].timeout {
         case .idle: Self.unlink(index, from: &idle, in: slots, links: \.timeoutLinks)
         case .linger: Self.unlink(index, from: &linger, in: slots, links: \.timeoutLinks)
-        case .none, .request: break
+        case .none, .request, .proxyHeader: break
         }
         slots[Int(index)].timeout = .none
     }

@@ -1,5 +1,6 @@
 import Glibc
 import LinuxIO
+import ZenProtocol
 
 /// A connection's peer, stored inline in its slot (no heap memory, no reference counting).
 struct PeerAddress: CustomStringConvertible {
@@ -44,6 +45,42 @@ struct PeerAddress: CustomStringConvertible {
 
     init() {
         family = 0; port = 0; high = 0; low = 0
+    }
+
+    /// The client a PROXY header names.
+    init(_ address: ProxyAddress) {
+        self.init()
+        switch address {
+        case .ipv4(let address, let port):
+            family = UInt16(AF_INET)
+            self.port = port
+            low = UInt64(address)
+        case .ipv6(let address, let port):
+            family = UInt16(AF_INET6)
+            self.port = port
+            (high, low) = unsafeBitCast(address.bigEndian, to: (UInt64, UInt64).self)
+        case .unix:
+            family = UInt16(AF_UNIX)
+        }
+    }
+
+    /// Whether this holds an address (a slot's balancer address is empty for a direct client).
+    var isSet: Bool { family != 0 }
+
+    /// The address as a number, for matching address ranges: IPv4 (an IPv4-mapped IPv6
+    /// address counts as the IPv4 address it maps) or IPv6; nil for unix peers.
+    var numeric: (isIPv6: Bool, value: UInt128)? {
+        switch Int32(family) {
+        case AF_INET:
+            return (false, UInt128(low & 0xFFFF_FFFF))
+        case AF_INET6:
+            if high == 0, UInt64(UInt32(truncatingIfNeeded: low)) == 0xffff_0000 {
+                return (false, UInt128(UInt32(bigEndian: UInt32(truncatingIfNeeded: low >> 32))))
+            }
+            return (true, UInt128(UInt64(bigEndian: high)) << 64 | UInt128(UInt64(bigEndian: low)))
+        default:
+            return nil
+        }
     }
 
     /// The client's address without its port, for per-client limits; nil for unix peers.

@@ -211,7 +211,7 @@ struct Reactor<Service: RequestProtocol>: ~Copyable {
     private mutating func handleCommands() -> Bool {
         control.wakeup.drain()
         for connection in control.takeHandedOver() {
-            open(connection.fd, peer: connection.peer)
+            open(connection.fd, peer: connection.peer, proxied: connection.proxied)
         }
         let commands = control.take()
         if let replacement = commands.service as? Service {

@@ -30,6 +30,11 @@ public struct ReactorConfiguration: Sendable {
     /// 24 times larger than requests: without a cap, clients that never read pin the
     /// autotuned maximum (4 MiB by default) each.
     public var sendQueueBytes = 64 << 10
+    /// The balancers whose PROXY headers are believed, on listeners that expect one; a
+    /// connection from any other address to such a listener is closed at once.
+    public var proxyFrom: [AddressRange] = AddressRange.loopback
+    /// A connection to a PROXY listener must deliver its whole header within this long.
+    public var proxyHeaderTimeout: Duration = .seconds(3)
     /// Stop the reactor once it has no connections left (a passed-in connection, `Accept=yes`).
     public var exitWhenNoConnections = false
     /// Wake the supervisor whenever the last open connection closes (for `--exit-when-idle`).

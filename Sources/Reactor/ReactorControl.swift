@@ -82,6 +82,8 @@ final class ReactorControl: Sendable {
     struct HandedOver {
         var fd: FileDescriptor
         var peer: PeerAddress
+        /// Accepted on a PROXY listener: its header is still to come.
+        var proxied = false
     }
 
     private struct Handovers {

@@ -12,16 +12,21 @@ public struct Listener: Sendable, CustomStringConvertible {
     public var address: String
     /// The `FileDescriptorName=` of a socket systemd passed; nil for one zend opened.
     public var passedName: String?
+    /// Whether every connection must start with a PROXY protocol header (`proxy:ADDR`,
+    /// or a passed socket named `proxy`).
+    public var expectsProxyHeader: Bool
 
-    public init(fd: FileDescriptor, address: String, passedName: String?) {
+    public init(fd: FileDescriptor, address: String, passedName: String?, expectsProxyHeader: Bool = false) {
         self.fd = fd
         self.address = address
         self.passedName = passedName
+        self.expectsProxyHeader = expectsProxyHeader
     }
 
     /// The address, and where the socket came from when systemd passed it.
     public var description: String {
-        passedName.map { "\(address) (\($0), from systemd)" } ?? address
+        let shown = expectsProxyHeader ? "proxy:\(address)" : address
+        return passedName.map { "\(shown) (\($0), from systemd)" } ?? shown
     }
 }
 

@@ -1,3 +1,5 @@
+import ZenProtocol
+
 /// What one reactor has done since it started.
 ///
 /// Plain fields of the reactor's own value, counted where the work happens and never
@@ -27,9 +29,30 @@ public struct ReactorStats: Sendable {
     /// Bytes the kernel took to send to clients.
     public var bytesSent: UInt64 = 0
     /// Connections closed, by reason (indexed by `CloseReason.Counted`).
-    public var closed = InlineArray<10, UInt64>(repeating: 0)
+    public var closed = InlineArray<11, UInt64>(repeating: 0)
+    /// PROXY headers accepted.
+    public var proxyHeadersAccepted: UInt64 = 0
+    /// Connections to a PROXY listener from an address not in `--proxy-from`, closed at once.
+    public var proxyRejectedUntrusted: UInt64 = 0
+    /// Connections whose PROXY header did not arrive whole within `--proxy-timeout`.
+    public var proxyRejectedTimeout: UInt64 = 0
+    /// Connections closed by the client before their PROXY header was whole.
+    public var proxyRejectedIncomplete: UInt64 = 0
+    /// Malformed PROXY headers, by what was wrong (indexed like `ProxyHeaderError.allCases`).
+    public var proxyRejectedInvalid = InlineArray<16, UInt64>(repeating: 0)
 
     public init() {}
+
+    /// Malformed PROXY headers rejected for `error`; nil counts v2 headers too large for
+    /// a receive buffer (zend takes at most one buffer's worth: TLVs are a few bytes).
+    public func proxyRejected(_ error: ProxyHeaderError?) -> UInt64 {
+        proxyRejectedInvalid[Self.index(of: error)]
+    }
+
+    /// Where `error` is counted in `proxyRejectedInvalid` (the last slot for nil).
+    static func index(of error: ProxyHeaderError?) -> Int {
+        error.flatMap { ProxyHeaderError.allCases.firstIndex(of: $0) } ?? 15
+    }
 
     /// Connections closed for `reason`.
     public func closed(_ reason: CloseReason.Counted) -> UInt64 {
@@ -50,6 +73,11 @@ public struct ReactorStats: Sendable {
         bytesReceived &+= other.bytesReceived
         bytesSent &+= other.bytesSent
         for index in closed.indices { closed[index] &+= other.closed[index] }
+        proxyHeadersAccepted &+= other.proxyHeadersAccepted
+        proxyRejectedUntrusted &+= other.proxyRejectedUntrusted
+        proxyRejectedTimeout &+= other.proxyRejectedTimeout
+        proxyRejectedIncomplete &+= other.proxyRejectedIncomplete
+        for index in proxyRejectedInvalid.indices { proxyRejectedInvalid[index] &+= other.proxyRejectedInvalid[index] }
     }
 }
 
@@ -67,10 +95,11 @@ public enum CloseReason: String, Sendable {
     case shuttingDown = "shutting down"
     case drainTimeout = "drain timeout"
     case reactorStopped = "reactor stopped"
+    case proxyRejected = "PROXY header rejected"
 
     /// The counters close reasons are kept in: the failures of a system call share one.
     public enum Counted: Int, CaseIterable, Sendable {
-        case client, idleTimeout, requestTimeout, tooLong, reset, error, bufferLimit, drain, drainTimeout, stopped
+        case client, idleTimeout, requestTimeout, tooLong, reset, error, bufferLimit, drain, drainTimeout, stopped, proxyRejected
 
         /// The name in `zen stats`, after `closed_`.
         public var name: String {
@@ -85,6 +114,7 @@ public enum CloseReason: String, Sendable {
             case .drain: "drain"
             case .drainTimeout: "drain_timeout"
             case .stopped: "stopped"
+            case .proxyRejected: "proxy_rejected"
             }
         }
     }
@@ -102,6 +132,7 @@ public enum CloseReason: String, Sendable {
         case .shuttingDown: .drain
         case .drainTimeout: .drainTimeout
         case .reactorStopped: .stopped
+        case .proxyRejected: .proxyRejected
         }
     }
 }

@@ -12,8 +12,10 @@ extension Reactor {
         let drainGrace: Int64
         let request: Int64
         let linger: Int64
+        let proxyHeader: Int64
 
         init(_ configuration: ReactorConfiguration) {
+            proxyHeader = configuration.proxyHeaderTimeout.nanoseconds
             idle = configuration.idleTimeout.nanoseconds
             drainGrace = configuration.drainGrace.nanoseconds
             request = configuration.requestTimeout.nanoseconds
@@ -53,6 +55,15 @@ extension Reactor {
             }
             close(slot, reason: draining ? .shuttingDown : .requestTimeout)
         }
+        while let slot = table.head(.proxyHeader),
+              table.slots[Int(slot)].requestSince.advanced(byNanoseconds: timeouts.proxyHeader) <= now {
+            stats.proxyRejectedTimeout &+= 1
+            reportClientProblem("no whole PROXY header within the timeout; closing", slot, [
+                "proxy_timeout_ms": "\(timeouts.proxyHeader / 1_000_000)",
+                "pending_bytes": "\(table.slots[Int(slot)].input.count)",
+            ])
+            close(slot, reason: .proxyRejected)
+        }
         while let slot = table.head(.linger), table.slots[Int(slot)].lingerSince.advanced(byNanoseconds: timeouts.linger) <= now {
             close(slot, reason: .requestTooLong)
         }
@@ -90,6 +101,9 @@ extension Reactor {
         if let slot = table.head(.idle) { next = min(next, table.slots[Int(slot)].lastActive.advanced(byNanoseconds: quietPeriod)) }
         if let slot = table.head(.request) {
             next = min(next, table.slots[Int(slot)].requestSince.advanced(byNanoseconds: requestPeriod))
+        }
+        if let slot = table.head(.proxyHeader) {
+            next = min(next, table.slots[Int(slot)].requestSince.advanced(byNanoseconds: timeouts.proxyHeader))
         }
         if let slot = table.head(.linger) {
             next = min(next, table.slots[Int(slot)].lingerSince.advanced(byNanoseconds: timeouts.linger))

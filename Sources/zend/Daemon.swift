@@ -16,6 +16,8 @@ struct Daemon {
 
     /// The `FileDescriptorName=` of a passed socket that is the control socket, not a listener.
     static let controlSocketName = "control"
+    /// The `FileDescriptorName=` of a passed listener whose connections start with a PROXY header.
+    static let proxySocketName = "proxy"
 
     func run() -> Int32 {
         logger.info("starting", metadata: LifecycleEvent.started.metadata.merging([
@@ -134,7 +136,8 @@ struct Daemon {
             switch socket.kind {
             case .listening:
                 let address = socket.address.map { "\($0)" } ?? "fd \(socket.fd.rawValue)"
-                let listener = Listener(fd: socket.fd, address: address, passedName: socket.name)
+                let listener = Listener(fd: socket.fd, address: address, passedName: socket.name,
+                                        expectsProxyHeader: socket.name == Self.proxySocketName)
                 if socket.name == Self.controlSocketName {
                     endpoints.controls.append(listener)
                 } else {
@@ -148,11 +151,13 @@ struct Daemon {
         // when neither gives zend anything to serve.
         var addresses = settings.addresses
         if addresses.isEmpty && endpoints.listeners.isEmpty && endpoints.connections.isEmpty {
-            addresses = [DaemonSettings.defaultAddress]
+            addresses = [ListenAddress(address: DaemonSettings.defaultAddress, proxied: false)]
         }
         do {
             for address in addresses {
-                endpoints.listeners.append(try open(address, into: &endpoints))
+                var listener = try open(address.address, into: &endpoints)
+                listener.expectsProxyHeader = address.proxied
+                endpoints.listeners.append(listener)
             }
             if let path = settings.controlPath {
                 endpoints.controls.append(try open(.unix(path: path, mode: 0o600), into: &endpoints))

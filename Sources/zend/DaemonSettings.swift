@@ -20,7 +20,7 @@ struct DaemonSettings {
     var maxRequestBytes: Int
     /// Addresses asked for with `--listen` or `HOST`/`-p`; empty means "the passed
     /// sockets, or 127.0.0.1:1060 when none were passed".
-    var addresses: [SocketAddress]
+    var addresses: [ListenAddress]
     var threads: Int
     var reactor: ReactorConfiguration
     var exitWhenIdle: Duration?
@@ -42,10 +42,13 @@ struct DaemonSettings {
         } else {
             table = .default
         }
-        var addresses: [SocketAddress] = []
+        var addresses: [ListenAddress] = []
         for text in command.listen {
+            // `proxy:ADDR`: that listener requires a PROXY protocol header first.
+            let proxied = text.hasPrefix(ListenAddress.proxyPrefix)
             do {
-                addresses += try SocketAddress.parse(text)
+                addresses += try SocketAddress.parse(proxied ? String(text.dropFirst(ListenAddress.proxyPrefix.count)) : text)
+                    .map { ListenAddress(address: $0, proxied: proxied) }
             } catch {
                 throw Problem(description: "--listen \(error)")
             }
@@ -53,6 +56,7 @@ struct DaemonSettings {
         if command.host != nil || command.port != nil {
             do {
                 addresses += try SocketAddress.resolve(host: command.host ?? "127.0.0.1", port: command.port ?? 1060)
+                    .map { ListenAddress(address: $0, proxied: false) }
             } catch {
                 throw Problem(description: "host \(error)")
             }
@@ -68,6 +72,16 @@ struct DaemonSettings {
         reactor.maxConnectionsPerClient = command.maxConnectionsPerClient ?? 0
         reactor.sendQueueBytes = command.sendQueueBytes
         reactor.maxBufferMemory = command.maxBufferMemory
+        if !command.proxyFrom.isEmpty {
+            reactor.proxyFrom = []
+            for text in command.proxyFrom {
+                guard let range = AddressRange(text) else {
+                    throw Problem(description: "--proxy-from '\(text)' is not an address or ADDRESS/PREFIX (10.0.0.0/8, ::1/128)")
+                }
+                reactor.proxyFrom.append(range)
+            }
+        }
+        reactor.proxyHeaderTimeout = .seconds(command.proxyTimeout)
         let openFiles = ProcessFacts.raiseOpenFileLimit()
         reactor.maxConnections = command.maxConnections
             ?? ReactorConfiguration.defaultMaxConnections(openFileLimit: openFiles, threads: threads)
@@ -132,7 +146,20 @@ struct DaemonSettings {
         let listen = addresses.isEmpty
             ? "sockets passed by systemd, else \(Self.defaultAddress)"
             : addresses.map(\.description).joined(separator: ", ")
+        let proxies = addresses.contains(where: \.proxied)
+            ? "; PROXY headers from \(reactor.proxyFrom.map(\.description).joined(separator: ", "))" : ""
         return "\(table.count) aphorisms from \(source); listen \(listen); \(threads) reactor thread(s); "
-            + "max \(reactor.maxConnections) connections" + (controlPath.map { "; control socket \($0)" } ?? "")
+            + "max \(reactor.maxConnections) connections" + (controlPath.map { "; control socket \($0)" } ?? "") + proxies
     }
+}
+
+/// An address to listen on, and whether its connections start with a PROXY header.
+struct ListenAddress: CustomStringConvertible {
+    /// What marks a PROXY listener on the command line: `proxy:127.0.0.1:1060`.
+    static let proxyPrefix = "proxy:"
+
+    var address: SocketAddress
+    var proxied: Bool
+
+    var description: String { (proxied ? Self.proxyPrefix : "") + address.description }
 }

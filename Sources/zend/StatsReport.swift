@@ -1,5 +1,6 @@
 import LogEvents
 import Reactor
+import ZenProtocol
 
 /// What the supervisor knows that the reactors do not, for `zen stats`.
 struct ServerFacts {
@@ -64,6 +65,14 @@ struct StatsReport {
                 ("bytes_received", .number(total.bytesReceived)),
                 ("bytes_sent", .number(total.bytesSent)),
             ]),
+            ("PROXY protocol", [
+                ("proxy_headers_accepted", .number(total.proxyHeadersAccepted)),
+                ("proxy_rejected_untrusted", .number(total.proxyRejectedUntrusted)),
+                ("proxy_rejected_timeout", .number(total.proxyRejectedTimeout)),
+                ("proxy_rejected_incomplete", .number(total.proxyRejectedIncomplete)),
+            ] + (ProxyHeaderError.allCases.map(Optional.some) + [nil]).map { error in
+                ("proxy_rejected_\(error?.reason ?? "v2_too_large")", .number(total.proxyRejected(error)))
+            }),
             ("Reloads", [
                 ("reloads", .number(facts.reloads)),
                 ("reload_failures", .number(facts.reloadFailures)),

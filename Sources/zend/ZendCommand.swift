@@ -23,24 +23,26 @@ struct ZendCommand: ParsableCommand {
         version: "zend \(ZendVersion.string)"
     )
 
-    @Argument(help: "Host or address to listen on, as in the book (empty or '*': all IPv4 interfaces).")
+    @Argument(help: ArgumentHelp(
+        "Host or address to listen on, as in the book (empty or '*': all IPv4 interfaces).", valueName: "HOST"))
     var host: String?
 
-    @Option(name: [.short, .long], help: "Port for HOST.")
+    @Option(name: [.short, .long], help: ArgumentHelp("Port for HOST.", valueName: "PORT"))
     var port: UInt16?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock[,mode=0660] (repeatable).",
+        "Listen on ADDR: 127.0.0.1:1060, [::1]:1060, *:1060 or unix:/run/zend.sock[,mode=0660]; proxy:ADDR expects a PROXY header (repeatable).",
         valueName: "ADDR"))
     var listen: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Aphorism file: one 'question? answer' per line.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Aphorism file: one 'question? answer' per line.", valueName: "FILE"),
+            completion: .file())
     var aphorisms: String?
 
     @Option(name: .long, help: ArgumentHelp("Largest aphorism file read (a regular file only).", valueName: "BYTES"))
     var maxAphorismFileBytes: Int = ZendOptions().maxAphorismFileBytes
 
-    @Option(name: .long, help: "Reactor threads (default: the CPUs this process may use).")
+    @Option(name: .long, help: ArgumentHelp("Reactor threads. (default: the CPUs this process may use)", valueName: "N"))
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp("Longest request in bytes, '?' included.", valueName: "N"))
@@ -54,11 +56,11 @@ struct ZendCommand: ParsableCommand {
         valueName: "SECONDS"))
     var requestTimeout: Double = ZendOptions().requestTimeout
 
-    @Option(name: .long, help: ArgumentHelp("Most open connections (default: from RLIMIT_NOFILE).", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("Most open connections. (default: from RLIMIT_NOFILE)", valueName: "N"))
     var maxConnections: Int?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Most open connections from one client address (default: no limit of its own).", valueName: "N"))
+        "Most open connections from one client address. (default: no limit of its own)", valueName: "N"))
     var maxConnectionsPerClient: Int?
 
     @Option(name: .long, help: ArgumentHelp(
@@ -78,13 +80,24 @@ struct ZendCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp(
         "Answer `zen stats` on a unix socket at PATH (mode 0600; under systemd, a socket named 'control').",
-        valueName: "PATH"))
+        valueName: "PATH"), completion: .file())
     var control: String?
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    @Option(name: .long, help: ArgumentHelp(
+        "Believe PROXY headers only from this balancer address or range (repeatable). (default: 127.0.0.0/8 and ::1/128)",
+        valueName: "CIDR"))
+    var proxyFrom: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Close a connection to a proxy: listener whose PROXY header is not whole this long after it opened.",
+        valueName: "SECONDS"))
+    var proxyTimeout: Double = ZendOptions().proxyTimeout
+
+    @Option(name: .long, help: ArgumentHelp("The least severe messages logged.", valueName: "LEVEL"))
     var logLevel: LogLevelOption = ZendOptions().logLevel
 
-    @Option(name: .long, help: "auto (journal when stderr is the journal), journal or console.")
+    @Option(name: .long, help: ArgumentHelp(
+        "Where logs go; auto: the journal when stderr is the journal, else the console.", valueName: "TARGET"))
     var logTarget: LogTargetOption = ZendOptions().logTarget
 
     @Flag(name: .long, help: "Check the configuration and exit (like nginx -t).")
@@ -97,7 +110,8 @@ struct ZendCommand: ParsableCommand {
                     maxRequestBytes: maxRequestBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
                     maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient,
                     maxBufferMemory: maxBufferMemory, sendQueueBytes: sendQueueBytes, drainTimeout: drainTimeout,
-                    exitWhenIdle: exitWhenIdle, control: control, logLevel: logLevel, logTarget: logTarget, check: check)
+                    exitWhenIdle: exitWhenIdle, control: control, proxyFrom: proxyFrom, proxyTimeout: proxyTimeout,
+                    logLevel: logLevel, logTarget: logTarget, check: check)
     }
 
     func validate() throws {
@@ -128,6 +142,8 @@ struct ZendOptions {
     var drainTimeout: Double = 5
     var exitWhenIdle: Double?
     var control: String?
+    var proxyFrom: [String] = []
+    var proxyTimeout: Double = 3
     var logLevel: LogLevelOption = .info
     var logTarget: LogTargetOption = .auto
     var check = false
@@ -167,6 +183,9 @@ struct ZendOptions {
         }
         if let control, control.isEmpty || control.utf8.count > 107 {
             return "--control must be a path of 1 to 107 bytes."
+        }
+        if !(proxyTimeout > 0 && proxyTimeout <= 3600) {
+            return "--proxy-timeout must be more than 0 and at most 3600 seconds."
         }
         return nil
     }

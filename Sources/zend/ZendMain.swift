@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import ZenClient
 
 /// zend's entry point. swift-argument-parser builds its whole model of the command
 /// (reflection over every option, protocol-conformance look-ups, generic metadata) on
@@ -10,9 +11,17 @@ import Glibc
 /// short options other than `-p`, repeated options, empty values or values starting
 /// with '-', anything unknown or invalid) goes to `ZendCommand`, unchanged, so its
 /// output and exit code are the parser's own.
+///
+/// One executable is both commands, as redis-server is also redis-check-aof: run under
+/// the name `zen` (the package's /usr/bin/zen is a symlink to zend) it is the client.
+/// That is decided first, by one comparison, so the daemon's start pays nothing for it.
 @main
 enum ZendMain {
     static func main() {
+        if isNamedZen(CommandLine.unsafeArgv[0]) {
+            ZenCommandLine.main()
+            return
+        }
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments == ["--version"], let version = ZendCommand.configuration.version.nonEmpty {
             print(version)
@@ -24,6 +33,13 @@ enum ZendMain {
         }
         let code = options.run()
         if code != 0 { exit(code) }
+    }
+
+    /// Whether the program name's last path component is `zen`.
+    static func isNamedZen(_ programName: UnsafeMutablePointer<CChar>?) -> Bool {
+        guard let programName else { return false }
+        let base = strrchr(programName, Int32(UInt8(ascii: "/"))).map { $0 + 1 } ?? programName
+        return strcmp(base, "zen") == 0
     }
 
     /// The options of a command line in the plain form `--name VALUE`, `-p PORT`,
@@ -43,8 +59,9 @@ enum ZendMain {
                 continue
             }
             if name == "-p" { name = "--port" }
-            // Every option but --listen may be given once here; the parser decides the rest.
-            if name != "--listen" {
+            // Every option but --listen and --proxy-from may be given once here; the parser
+            // decides the rest.
+            if name != "--listen" && name != "--proxy-from" {
                 if seen.contains(name) { return nil }
                 seen.append(name)
             }
@@ -72,6 +89,8 @@ enum ZendMain {
             switch name {
             case "--port": accepted = set(\.port)
             case "--listen": options.listen.append(value); accepted = true
+            case "--proxy-from": options.proxyFrom.append(value); accepted = true
+            case "--proxy-timeout": accepted = set(\.proxyTimeout)
             case "--aphorisms": accepted = set(\.aphorisms)
             case "--max-aphorism-file-bytes": accepted = set(\.maxAphorismFileBytes)
             case "--threads": accepted = set(\.threads)

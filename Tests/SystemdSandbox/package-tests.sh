@@ -61,6 +61,8 @@ answer=$(sx zen ask --timeout 5 "Beautiful is better than?" 2>&1)
 check "zen ask over 127.0.0.1:1060 activates zend and answers ('$answer')" test "$answer" = "Ugly."
 check "systemctl status zend.socket zend.service shows both active" \
   eval 'sx systemctl status --no-pager zend.socket zend.service | grep -c "Active: active" | grep -qx 2'
+listening=$(sx ss -Hltn 'sport = :1060' | awk '{print $4}' | sort | tr '\n' ' ')
+check "the installed package listens on loopback only ($listening)" test "$listening" = "127.0.0.1:1060 [::1]:1060 "
 check "zen stats (as root) reads the counters through the packaged control socket" \
   eval 'sx zen stats | grep -qE "^requests_answered: [1-9]"'
 # MESSAGE is the message followed by its fields in logfmt: "ready listeners=1 ...".
@@ -69,6 +71,17 @@ check "the journal catalog is installed: journalctl -x explains zend's MESSAGE_I
   eval 'sx journalctl -x -u zend --no-pager | grep -q "Subject: zend is ready"'
 check "the binaries need no Swift toolchain (standard library linked statically)" \
   eval '! sx ldd /usr/bin/zend /usr/bin/zen | grep -q swift'
+installed_kib=$(sx dpkg-query -W -f='${Installed-Size}' zend)
+check "the installed size is at most 16 MiB (Installed-Size: $installed_kib of 16384 KiB)" test "$installed_kib" -le 16384
+check "/usr/bin/zen is a symlink to zend: one executable, two names" test "$(sx readlink /usr/bin/zen)" = zend
+check "zen --version, run through /usr/bin/zen, is the client's" test "$(sx zen --version 2>&1)" = "zen $(sx zend --version 2>&1 | awk '{print $2}')"
+check "zen ask -e exits 1 on an error answer, after printing it" \
+  eval 'test "$(sx zen ask -e --timeout 5 "Ugly is better than?" 2>&1; echo "exit=$?")" = "Error: unknown aphorism.
+exit=1"'
+check "bash, zsh and fish completions are installed for both names" \
+  eval 'sx test -f /usr/share/bash-completion/completions/zen -a -f /usr/share/bash-completion/completions/zend \
+    -a -f /usr/share/zsh/vendor-completions/_zen -a -f /usr/share/zsh/vendor-completions/_zend \
+    -a -f /usr/share/fish/vendor_completions.d/zen.fish -a -f /usr/share/fish/vendor_completions.d/zend.fish'
 check "man pages zend(8) and zen(1) are installed" eval 'sx man -w zend | grep -q man8/zend.8 && sx man -w zen | grep -q man1/zen.1'
 check "/etc/zend/aphorisms.conf is a conffile" eval 'sx dpkg-query -W -f="\${Conffiles}" zend | grep -q /etc/zend/aphorisms.conf'
 check "the README is in /usr/share/doc/zend" eval 'sx sh -c "ls /usr/share/doc/zend/README.md*" >/dev/null 2>&1'

@@ -233,6 +233,30 @@ echo "# systemd-analyze security zend.service: exposure ${exposure:-unknown}"
 check "systemd-analyze security zend.service: exposure ${exposure:-?} <= 2.0" \
   python3 -c "import sys; sys.exit(0 if 0 <= float('${exposure:-99}') <= 2.0 else 1)"
 
+# --- 8a. zend-proxied.socket: a passed socket named "proxy" expects PROXY headers
+# systemd starts a socket only while its service is stopped.
+sx systemctl stop zend.service
+sx systemctl start zend-proxied.socket
+sx systemctl start zend.service
+proxied=$(sx python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 1062), timeout=5)
+s.sendall(b"PROXY TCP4 192.0.2.44 127.0.0.1 4444 1062\r\nExplicit is better than?")
+s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())' 2>&1)
+check "zend-proxied.socket: a PROXY v1 header then a question is answered ('$proxied')" test "$proxied" = "Implicit."
+check "... zen stats counts the header accepted" \
+  test "$(sx zen stats | sed -n 's/^proxy_headers_accepted: //p')" = 1
+raw=$(sx python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 1062), timeout=5)
+s.sendall(b"Explicit is better than?")
+s.shutdown(socket.SHUT_WR)
+print(repr(s.recv(100)))' 2>&1)
+check "... and a connection without a header is closed unanswered ($raw)" test "$raw" = "b''"
+sx systemctl stop zend-proxied.socket
+sx systemctl restart zend.service
+
 # --- 8b. the documented drop-in opens the socket to the network
 sx mkdir -p /etc/systemd/system/zend.socket.d
 printf '[Socket]\nListenStream=\nListenStream=1060\nBindIPv6Only=both\n' | sx sh -c 'cat > /etc/systemd/system/zend.socket.d/network.conf'

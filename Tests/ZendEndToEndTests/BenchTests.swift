@@ -14,10 +14,13 @@ extension EndToEnd {
         @Test("bad arguments are rejected with a usage error")
         func validation() throws {
             for (arguments, message) in [
-                (["-c", "0"], "-c must be at least 1"),
-                (["-P", "0"], "-P must be from 1 to 65536"),
-                (["-n", "10", "-d", "1"], "Give -n or -d, not both"),
-                (["-d", "0"], "-d must be more than 0 seconds"),
+                (["-c", "0"], "-c/--connections must be at least 1"),
+                (["--connections", "0"], "-c/--connections must be at least 1"),
+                (["-P", "0"], "-P/--pipeline must be from 1 to 65536"),
+                (["--pipeline", "65537"], "-P/--pipeline must be from 1 to 65536"),
+                (["-n", "10", "-d", "1"], "Give -n/--requests or -d/--duration, not both"),
+                (["--requests", "10", "--duration", "1"], "Give -n/--requests or -d/--duration, not both"),
+                (["-d", "0"], "-d/--duration must be more than 0 seconds"),
                 (["--threads", "0"], "--threads must be at least 1"),
                 (["--unix", "/tmp/x", "--port", "1"], "Give --unix or --host/--port, not both"),
                 (["--warmup=-1"], "--warmup must be 0 or more seconds"),

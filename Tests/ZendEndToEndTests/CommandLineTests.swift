@@ -33,6 +33,11 @@ extension EndToEnd {
             ["--check", "--max-aphorism-file-bytes", "0"],
             ["--check", "--max-buffer-memory", "1048576"],
             ["--check", "--max-buffer-memory", "100"],
+            ["--check", "--control", "/tmp/zend-cli-control.sock", "--listen", "proxy:127.0.0.1:1", "--proxy-from", "10.0.0.0/8",
+             "--proxy-from", "::1", "--proxy-timeout", "1.5"],
+            ["--check", "--proxy-from", "10.0.0.0/33"],
+            ["--check", "--proxy-timeout", "0"],
+            ["--check", "--listen", "proxy:nowhere"],
         ]
 
         /// The same command line with every `--name VALUE` written `--name=VALUE`.

@@ -88,3 +88,13 @@ func shortConnections(port: UInt16, rounds: Int) throws -> (worst: Double, wrong
     }
     return (worst, wrong)
 }
+
+/// The `key: value` lines of a `zen stats` report (section headers and reactor lines left out).
+func statsFields(_ report: String) -> [String: String] {
+    var fields: [String: String] = [:]
+    for line in report.split(separator: "\n") where !line.hasPrefix("#") {
+        guard let colon = line.firstIndex(of: ":"), !line.hasPrefix("reactor") || line.hasPrefix("reactor_") else { continue }
+        fields[String(line[..<colon])] = String(line[line.index(after: colon)...].dropFirst())
+    }
+    return fields
+}

@@ -24,15 +24,7 @@ extension EndToEnd {
             try runCommand(Paths.product("zen"), ["stats", "--control", control] + arguments)
         }
 
-        /// The `key: value` lines of the text report.
-        private func fields(_ report: String) -> [String: String] {
-            var result: [String: String] = [:]
-            for line in report.split(separator: "\n") where !line.hasPrefix("#") {
-                guard let colon = line.firstIndex(of: ":") else { continue }
-                result[String(line[..<colon])] = String(line[line.index(after: colon)...].dropFirst())
-            }
-            return result
-        }
+        private func fields(_ report: String) -> [String: String] { statsFields(report) }
 
         @Test("after a known load, every counter says what happened, in text and in JSON")
         func knownLoad() throws {

@@ -15,31 +15,35 @@ struct BenchCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Server host or address (default 127.0.0.1).")
+    @Option(help: ArgumentHelp("Server host or address. (default: 127.0.0.1)", valueName: "HOST"))
     var host: String?
 
-    @Option(help: "Server port (default 1060).")
+    @Option(help: ArgumentHelp("Server port. (default: 1060)", valueName: "PORT"))
     var port: UInt16?
 
-    @Option(help: ArgumentHelp("Connect to a unix socket instead of host and port.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Connect to a unix socket instead of host and port.", valueName: "PATH"),
+            completion: .file())
     var unix: String?
 
-    @Option(name: .customShort("c"), help: "Connections.")
+    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("Connections.", valueName: "N"))
     var connections: Int = 50
 
-    @Option(name: .customShort("P"), help: "Requests in flight per connection (pipeline depth).")
+    @Option(name: [.customShort("P"), .long],
+            help: ArgumentHelp("Requests in flight per connection (pipeline depth).", valueName: "N"))
     var pipeline: Int = 1
 
-    @Option(name: .customShort("n"), help: "Total requests (default 100000 unless -d is given).")
+    @Option(name: [.customShort("n"), .long],
+            help: ArgumentHelp("Total requests. (default: 100000 unless -d is given)", valueName: "N"))
     var requests: Int?
 
-    @Option(name: .customShort("d"), help: ArgumentHelp("Measure for this long instead of -n.", valueName: "SECONDS"))
+    @Option(name: [.customShort("d"), .long],
+            help: ArgumentHelp("Measure for this long instead of -n.", valueName: "SECONDS"))
     var duration: Double?
 
-    @Option(help: ArgumentHelp("Unmeasured load before measuring (default: 1 with -d, 0 with -n).", valueName: "SECONDS"))
+    @Option(help: ArgumentHelp("Unmeasured load before measuring. (default: 1 with -d, 0 with -n)", valueName: "SECONDS"))
     var warmup: Double?
 
-    @Option(help: "Client threads (default: the CPUs this process may use, at most -c).")
+    @Option(help: ArgumentHelp("Client threads. (default: the CPUs this process may use, at most -c)", valueName: "N"))
     var threads: Int?
 
     @Option(help: ArgumentHelp("A connection owed answers that gets none this long is an error.", valueName: "SECONDS"))
@@ -49,11 +53,11 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if connections < 1 { throw ValidationError("-c must be at least 1.") }
-        if pipeline < 1 || pipeline > 65536 { throw ValidationError("-P must be from 1 to 65536.") }
-        if requests != nil && duration != nil { throw ValidationError("Give -n or -d, not both.") }
-        if let requests, requests < 1 { throw ValidationError("-n must be at least 1.") }
-        if let duration, !(duration > 0 && duration.isFinite) { throw ValidationError("-d must be more than 0 seconds.") }
+        if connections < 1 { throw ValidationError("-c/--connections must be at least 1.") }
+        if pipeline < 1 || pipeline > 65536 { throw ValidationError("-P/--pipeline must be from 1 to 65536.") }
+        if requests != nil && duration != nil { throw ValidationError("Give -n/--requests or -d/--duration, not both.") }
+        if let requests, requests < 1 { throw ValidationError("-n/--requests must be at least 1.") }
+        if let duration, !(duration > 0 && duration.isFinite) { throw ValidationError("-d/--duration must be more than 0 seconds.") }
         if let warmup, !(warmup >= 0 && warmup.isFinite) { throw ValidationError("--warmup must be 0 or more seconds.") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if !(timeout > 0 && timeout.isFinite) { throw ValidationError("--timeout must be more than 0 seconds.") }

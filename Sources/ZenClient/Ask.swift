@@ -7,24 +7,31 @@ struct Ask: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask zend one or more questions and print each answer on its own line.",
         discussion: """
-        Each QUESTION is sent as it is, '?' included; for example:
+        Each QUESTION is sent as it is, '?' included, on a connection of its own; for example:
           zen ask "Beautiful is better than?"
+        An error answer ('Error: unknown aphorism.') is printed like any other; with -e \
+        it also makes the exit status 1, as redis-cli -e does.
         """
     )
 
-    @Option(help: "Server host or address.")
+    @Option(help: ArgumentHelp("Server host or address.", valueName: "HOST"))
     var host: String = "127.0.0.1"
 
-    @Option(help: "Server port.")
+    @Option(help: ArgumentHelp("Server port.", valueName: "PORT"))
     var port: UInt16 = 1060
 
-    @Option(help: ArgumentHelp("Connect to a unix socket instead of host and port.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Connect to a unix socket instead of host and port.", valueName: "PATH"),
+            completion: .file())
     var unix: String?
 
     @Option(help: ArgumentHelp("Give up waiting for an answer after this long.", valueName: "SECONDS"))
     var timeout: Double = 10
 
-    @Argument(help: "Questions, each ending with '?'.")
+    @Flag(name: [.customShort("e"), .customLong("fail-on-error")],
+          help: "Exit with status 1 if any answer is an error answer ('Error: ...'), after printing them all.")
+    var failOnError = false
+
+    @Argument(help: ArgumentHelp("Questions, each ending with '?'.", valueName: "QUESTION"))
     var questions: [String]
 
     func validate() throws {
@@ -48,11 +55,17 @@ struct Ask: ParsableCommand {
                 throw fail("cannot resolve \(host): \(error.reason)", code: ZenExit.noHost)
             }
         }
+        var sawErrorAnswer = false
         for question in questions {
             let answer = try ask(question, addresses)
             print(answer)
+            if answer.hasPrefix(Self.errorAnswerPrefix) { sawErrorAnswer = true }
         }
+        if failOnError && sawErrorAnswer { throw ExitCode(ZenExit.failed) }
     }
+
+    /// How zend's error answers begin (`Error: unknown aphorism.`, `Error: request too long.`).
+    static let errorAnswerPrefix = "Error: "
 
     /// One connection per question: send it, shut the write side, read to EOF. zend
     /// sends every owed answer before closing, so the answer needs no delimiter.

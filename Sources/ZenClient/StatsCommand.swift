@@ -18,7 +18,7 @@ struct StatsCommand: ParsableCommand {
     /// Where the packaged zend-control.socket puts the control socket.
     static let defaultControlPath = "/run/zend/control.sock"
 
-    @Option(help: ArgumentHelp("zend's control socket.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("zend's control socket.", valueName: "PATH"), completion: .file())
     var control: String = StatsCommand.defaultControlPath
 
     @Flag(help: "Print one JSON object (with --watch, one per line).")

@@ -3,7 +3,7 @@ import LinuxIO
 
 /// zen's exit codes (sysexits(3) where one fits), as zen(1) and the README list them.
 enum ZenExit {
-    /// `zen bench` saw an error or a wrong answer.
+    /// `zen bench` saw an error or a wrong answer, or `zen ask -e` got an error answer.
     static let failed: Int32 = 1
     /// A host name did not resolve (EX_NOHOST).
     static let noHost: Int32 = 68

@@ -136,6 +136,34 @@ extension EndToEnd {
                     "LOCAL: the connection's own peer stays the client: \(closed)")
         }
 
+        @Test("once its header is whole a connection is the client's: the per-client limit counts that client and frees its place at close, and the close names client and balancer")
+        func connectionBecomesTheClients() throws {
+            let zend = try ZendServer(["--log-level", "debug", "--max-connections-per-client", "1"], listen: ["proxy:127.0.0.1:0"])
+            func connect(as client: String) throws -> TestClient {
+                let connection = try zend.connect()
+                connection.send("PROXY TCP4 \(client) 127.0.0.1 5555 1060\r\n")
+                return connection
+            }
+            let first = try connect(as: "192.0.2.7")
+            #expect(first.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            // One balancer, another client: within that client's own limit.
+            #expect(try connect(as: "192.0.2.8").ask("Explicit is better than?", expecting: "Implicit.") == "Implicit.")
+            #expect(try connect(as: "192.0.2.7").isClosedUnanswered(after: "Simple is better than?"),
+                    "a second connection of 192.0.2.7 was served")
+            first.close()
+            func closeLine() -> Substring? {
+                zend.log.split(separator: "\n").first {
+                    $0.contains("msg=\"connection closed\"") && $0.contains("client_address=192.0.2.7:5555 ")
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while closeLine() == nil, ContinuousClock.now < deadline { usleep(10_000) }
+            let closed = try #require(closeLine(), "no close logged for 192.0.2.7:5555:\n\(zend.log)")
+            #expect(closed.contains("proxy_address=127.0.0.1:"), "\(closed)")
+            // Its place is free again.
+            #expect(try connect(as: "192.0.2.7").ask("Beautiful is better than?", expecting: "Ugly.") == "Ugly.")
+        }
+
         @Test("refused: an untrusted address, a malformed header, no header in time; each closed unanswered and counted")
         func refused() throws {
             let directory = Paths.scratchDirectory("proxy")

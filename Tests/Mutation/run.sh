@@ -39,7 +39,9 @@ fast_skip=(LoadTests BenchTests HotPathTests)
 timeout=${MUTATION_TIMEOUT:-600}
 minimum_score=90
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment at the top of this file.
+help() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() { help >&2; exit 2; }
 
 mode=all
 filters=true
@@ -52,7 +54,7 @@ while (($#)); do
     --timeout) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage; timeout=$2; shift 2 ;;
     --only) mode=only; shift; while (($#)) && [[ $1 != --* ]]; do only+=("$1"); shift; done
             ((${#only[@]})) || usage ;;
-    -h|--help) usage ;;
+    -h|--help) help; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; usage ;;
   esac
 done

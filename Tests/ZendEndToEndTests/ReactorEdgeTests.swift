@@ -41,6 +41,7 @@ extension EndToEnd {
             defer { Paths.remove(directory) }
             let path = directory + "/zend.sock"
             let zend = try ZendServer(["--threads", "1"], listen: ["unix:\(path)"])
+            defer { withExtendedLifetime(zend) {} }  // serves until the test ends
             let streamer = try TestClient(connectingTo: .unix(path: path))
             // Root may force a send buffer past the system maximum: 64 MiB of blank lines
             // wait in the kernel, so zend never sees a short read from this client.

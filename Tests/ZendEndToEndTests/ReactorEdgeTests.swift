@@ -4,6 +4,22 @@ import Synchronization
 import Testing
 import TestSupport
 
+/// Sends zend SIGSTOP and waits until every thread of it is stopped: the signal takes
+/// effect asynchronously, and a reactor woken meanwhile would still take what arrives.
+private func stopCompletely(_ zend: ZendServer) throws {
+    let pid = zend.process.pid
+    zend.process.signal(SIGSTOP)
+    let deadline = ContinuousClock.now + .seconds(5)
+    while ContinuousClock.now < deadline {
+        let states = Paths.threads(of: pid).map { thread in
+            Paths.read("/proc/\(pid)/task/\(thread.id)/stat").split(separator: ")").last?.split(separator: " ").first ?? ""
+        }
+        if !states.isEmpty, states.allSatisfy({ $0 == "T" }) { return }
+        usleep(1_000)
+    }
+    throw Failure("zend's threads did not all stop within 5 s of SIGSTOP")
+}
+
 extension EndToEnd {
     /// Edges of the reactor that ordinary traffic on TCP loopback never reaches: each test
     /// builds the one situation where a plausible one-line bug would show.
@@ -31,6 +47,28 @@ extension EndToEnd {
                 let (question, answer) = bookAnswers[round % 3]
                 #expect(b.ask(question, expecting: answer) == answer, "answer \(round + 1) of 3")
             }
+        }
+
+        // Usually zend reads a request before its FIN arrives, and the FIN comes as an edge of
+        // its own whose read returns 0. With zend stopped, both wait in the kernel and come
+        // as one event (EPOLLIN and EPOLLRDHUP): the read that drains the request is the
+        // last edge, so only the hang-up flag says no more will come.
+        @Test("a request and its FIN in one event: the answer, then the close, with no further edge")
+        func requestAndFinInOneEvent() throws {
+            let zend = try ZendServer(["--threads", "1"])
+            let client = try zend.connect()
+            #expect(client.ask("Simple is better than?", expecting: "Complex.") == "Complex.")
+            try stopCompletely(zend)
+            var resumed = false
+            defer { if !resumed { zend.process.signal(SIGCONT) } }
+            client.send("Beautiful is better than?")
+            client.shutdownWrite()
+            usleep(100_000)
+            zend.process.signal(SIGCONT)
+            resumed = true
+            let (bytes, end) = client.receiveToEnd(timeout: .seconds(3))
+            #expect(String(decoding: bytes, as: UTF8.self) == "Ugly.")
+            #expect(end == .endOfFile, "the connection was not closed after the answer")
         }
 
         // On TCP loopback a turn always ends on a short read, so a missing budget never

@@ -208,13 +208,13 @@ extension Reactor {
                 adoptProxyHeader(slot, header)
                 return connection.pointee.isOpen
             case .invalid(let error):
-                rejectProxyHeader(slot, error, reason: error.reason)
+                rejectProxyHeader(slot, error)
                 return false
             case .needMore:
                 break
             }
             if connection.pointee.input.count >= receivePool.bufferSize - Self.minimumReadSpace {
-                rejectProxyHeader(slot, nil, reason: "v2_too_large")
+                rejectProxyHeader(slot, nil)
                 return false
             }
             let state = connection.pointee.state
@@ -266,7 +266,8 @@ extension Reactor {
     }
 
     /// A malformed header (`error`; nil for one too large): closed without a byte of answer.
-    private mutating func rejectProxyHeader(_ slot: Int32, _ error: ProxyHeaderError?, reason: String) {
+    private mutating func rejectProxyHeader(_ slot: Int32, _ error: ProxyHeaderError?) {
+        let reason = error?.reason ?? ReactorStats.tooLargeProxyHeader
         stats.proxyRejectedInvalid[ReactorStats.index(of: error)] &+= 1
         reportClientProblem("malformed PROXY header; closing", slot, ["proxy_error": "\(reason)"])
         close(slot, reason: .proxyRejected)

@@ -49,6 +49,9 @@ public struct ReactorStats: Sendable {
         proxyRejectedInvalid[Self.index(of: error)]
     }
 
+    /// The reason named for a v2 header too large for a receive buffer (`error` nil).
+    public static let tooLargeProxyHeader = "v2_too_large"
+
     /// Where `error` is counted in `proxyRejectedInvalid` (the last slot for nil).
     static func index(of error: ProxyHeaderError?) -> Int {
         error.flatMap { ProxyHeaderError.allCases.firstIndex(of: $0) } ?? 15

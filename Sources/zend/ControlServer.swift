@@ -1,5 +1,6 @@
 import Glibc
 import LinuxIO
+import LogEvents
 import Logging
 import Reactor
 
@@ -177,7 +178,7 @@ final class ControlServer {
         case ["stats"]: client.waiting = (.text, lastRound)
         case ["stats", "json"]: client.waiting = (.json, lastRound)
         default:
-            reply(raw, "error: unknown request \(Self.quoted(line)); ask \"stats\" or \"stats json\"\n")
+            reply(raw, "error: unknown request \(TextEscaping.json(String(decoding: line.prefix(Self.maxRequestBytes), as: UTF8.self))); ask \"stats\" or \"stats json\"\n")
             return
         }
         clients[raw] = client
@@ -194,11 +195,6 @@ final class ControlServer {
     private static func send(_ text: String, to fd: FileDescriptor) {
         var text = text
         text.withUTF8 { bytes in _ = try? fd.send(UnsafeRawBufferPointer(bytes)) }
-    }
-
-    private static func quoted<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
-        "\"" + String(decoding: bytes.prefix(maxRequestBytes), as: UTF8.self)
-            .unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0 != "\"" ? String($0) : "?" }.joined() + "\""
     }
 
     /// Closes every client and stops watching the listeners (they belong to the caller).

@@ -71,7 +71,7 @@ struct StatsReport {
                 ("proxy_rejected_timeout", .number(total.proxyRejectedTimeout)),
                 ("proxy_rejected_incomplete", .number(total.proxyRejectedIncomplete)),
             ] + (ProxyHeaderError.allCases.map(Optional.some) + [nil]).map { error in
-                ("proxy_rejected_\(error?.reason ?? "v2_too_large")", .number(total.proxyRejected(error)))
+                ("proxy_rejected_\(error?.reason ?? ReactorStats.tooLargeProxyHeader)", .number(total.proxyRejected(error)))
             }),
             ("Reloads", [
                 ("reloads", .number(facts.reloads)),
